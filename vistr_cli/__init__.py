@@ -1,0 +1,1 @@
+"""vistr_cli: the thin Typer shell over vistr_core."""

@@ -1,0 +1,3 @@
+from vistr_cli.app import main
+
+main()

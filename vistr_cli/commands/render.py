@@ -1,0 +1,12 @@
+"""`vistr render` (being built)."""
+
+from __future__ import annotations
+
+from vistr_cli.errors import reports_errors
+from vistr_core.errors import VistrError
+
+
+@reports_errors
+def render() -> None:
+    """Not available yet in this build."""
+    raise VistrError("vistr render is not available yet in this build")

@@ -1,0 +1,12 @@
+"""`vistr segment` (being built)."""
+
+from __future__ import annotations
+
+from vistr_cli.errors import reports_errors
+from vistr_core.errors import VistrError
+
+
+@reports_errors
+def segment() -> None:
+    """Not available yet in this build."""
+    raise VistrError("vistr segment is not available yet in this build")

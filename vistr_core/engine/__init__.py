@@ -1,0 +1,1 @@
+"""Training machinery: devices, checkpoints, distributed setup and the trainer."""
