@@ -1,0 +1,67 @@
+"""ResNet backbone with frozen BatchNorm, returning the four stages the mask head needs.
+
+The module tree mirrors the reference so official checkpoints load without renaming:
+``backbone.0.body.{conv1,bn1,layer1..4}`` is the ResNet, ``backbone.1`` the (parameter-free)
+position encoding.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import Tensor, nn
+from torchvision.models._utils import IntermediateLayerGetter
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+from .position_encoding import PositionEmbeddingSine3D
+
+# Stage name -> output key; the mask head uses all four (layer1 /4 ... layer4 /32).
+_RETURN_LAYERS = {"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"}
+
+
+class Backbone(nn.Module):
+    """A torchvision ResNet (weights=None) with FrozenBatchNorm2d (eps 1e-5).
+
+    The stem and layer1 are frozen (``requires_grad=False``), like the reference: only layer2-4
+    train. BatchNorm statistics and affine terms are buffers, so they never train.
+    """
+
+    def __init__(self, name: str, *, dilation: bool = False) -> None:
+        super().__init__()
+        resnet = getattr(torchvision.models, name)(
+            weights=None,
+            replace_stride_with_dilation=[False, False, dilation],
+            norm_layer=FrozenBatchNorm2d,
+        )
+        for pname, param in resnet.named_parameters():
+            if not any(stage in pname for stage in ("layer2", "layer3", "layer4")):
+                param.requires_grad_(False)
+        self.body = IntermediateLayerGetter(resnet, return_layers=_RETURN_LAYERS)
+        basic = name in ("resnet18", "resnet34")
+        self.num_channels = 512 if basic else 2048
+        # Channels of layer3, layer2, layer1: the FPN inputs of the mask head, coarse to fine.
+        self.fpn_channels = (256, 128, 64) if basic else (1024, 512, 256)
+
+    def forward(self, images: Tensor, pad_mask: Tensor | None) -> list[tuple[Tensor, Tensor | None]]:
+        """images: [N, 3, H, W]; pad_mask: [N, H, W] bool (True = padding) or None.
+
+        Returns ``[(features, mask)]`` for layer1..layer4, features [N, C_l, H_l, W_l] and the
+        padding mask resized (nearest) to [N, H_l, W_l], or None without padding.
+        """
+        out = []
+        for feat in self.body(images).values():
+            mask = None
+            if pad_mask is not None:
+                mask = F.interpolate(pad_mask[None].float(), size=feat.shape[-2:]).to(torch.bool)[0]
+            out.append((feat, mask))
+        return out
+
+
+class Joiner(nn.Sequential):
+    """``[0]`` the backbone, ``[1]`` the 3-D position encoding (kept together for the key names)."""
+
+    def __init__(self, backbone: Backbone, position_embedding: PositionEmbeddingSine3D) -> None:
+        super().__init__(backbone, position_embedding)
+        self.num_channels = backbone.num_channels
+        self.fpn_channels = backbone.fpn_channels

@@ -1,0 +1,163 @@
+"""VisTR's instance sequence segmentation: attention maps, the FPN mask head and the 3-D head.
+
+Shapes (B clips, T frames, n instance slots, d hidden, heads attention heads, /s feature stride):
+the reference loops over frames and slots; here every (clip, slot, frame) triple is one batch
+row, in [B, n, T] order, and per-frame tensors (memory, FPN adapters) are computed once per frame
+and broadcast over the n slots.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..ops.deform_conv import DeformConv2d
+
+
+def group_count(channels: int, groups: int = 8) -> int:
+    """GroupNorm groups: gcd(groups, channels), so d=384 matches the reference's GN(8, .)."""
+    return math.gcd(groups, channels)
+
+
+class MHAttentionMap(nn.Module):
+    """Per-frame attention maps between each slot's decoder output and that frame's memory.
+
+    No value projection: the maps themselves are the output. Softmax runs jointly over
+    heads x h x w (as in DETR), padding gets -inf.
+    """
+
+    def __init__(self, query_dim: int, hidden_dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.hidden_dim = hidden_dim
+        self.q_linear = nn.Linear(query_dim, hidden_dim)
+        self.k_linear = nn.Linear(query_dim, hidden_dim)
+        for lin in (self.q_linear, self.k_linear):
+            nn.init.zeros_(lin.bias)
+            nn.init.xavier_uniform_(lin.weight)
+        self.normalize_fact = float(hidden_dim / num_heads) ** -0.5
+
+    def forward(self, q: Tensor, memory: Tensor, pad_mask: Tensor | None) -> Tensor:
+        """q: [B, n, T, d]; memory: [B, T, h, w, d]; pad_mask: [B, T, h, w] or None.
+
+        Returns attention maps [B, n, T, heads, h, w].
+        """
+        b, n, t, _ = q.shape
+        h, w = memory.shape[2:4]
+        heads = self.num_heads
+        qh = (self.q_linear(q) * self.normalize_fact).view(b, n, t, heads, -1)
+        kh = self.k_linear(memory).view(b, t, h * w, heads, -1)
+        # [B, T, heads, n, c] @ [B, T, heads, c, hw] -> [B, T, heads, n, hw]
+        scores = qh.permute(0, 2, 3, 1, 4) @ kh.permute(0, 1, 3, 4, 2)
+        scores = scores.permute(0, 3, 1, 2, 4)  # [B, n, T, heads, hw]
+        if pad_mask is not None:
+            scores = scores.masked_fill(pad_mask.view(b, 1, t, 1, h * w), float("-inf"))
+        weights = F.softmax(scores.flatten(3), dim=-1)
+        return weights.view(b, n, t, heads, h, w)
+
+
+class MaskHeadSmallConv(nn.Module):
+    """FPN-style mask head: per (slot, frame) [memory ; attention maps] at /32 -> features at /4.
+
+    lay1..lay4 (3x3 conv + GroupNorm + ReLU) with backbone layers 3, 2, 1 fused through 1x1
+    adapters and nearest upsampling, then a deformable 3x3 conv (offsets from a zero-initialized
+    1x1 conv) + GroupNorm + ReLU. Widths: d+heads, d/2, d/4, d/8, d/16.
+    """
+
+    def __init__(self, dim: int, fpn_dims: tuple[int, int, int], context_dim: int) -> None:
+        super().__init__()
+        widths = [dim, context_dim // 2, context_dim // 4, context_dim // 8, context_dim // 16]
+        self.context_dim = context_dim
+        self.lay1 = nn.Conv2d(dim, dim, 3, padding=1)
+        self.gn1 = nn.GroupNorm(group_count(widths[0]), widths[0])
+        self.lay2 = nn.Conv2d(dim, widths[1], 3, padding=1)
+        self.gn2 = nn.GroupNorm(group_count(widths[1]), widths[1])
+        self.lay3 = nn.Conv2d(widths[1], widths[2], 3, padding=1)
+        self.gn3 = nn.GroupNorm(group_count(widths[2]), widths[2])
+        self.lay4 = nn.Conv2d(widths[2], widths[3], 3, padding=1)
+        self.gn4 = nn.GroupNorm(group_count(widths[3]), widths[3])
+        self.gn5 = nn.GroupNorm(group_count(widths[4]), widths[4])
+        self.conv_offset = nn.Conv2d(widths[3], 18, 1)
+        self.dcn = DeformConv2d(widths[3], widths[4], 3, padding=1)
+        self.adapter1 = nn.Conv2d(fpn_dims[0], widths[1], 1)
+        self.adapter2 = nn.Conv2d(fpn_dims[1], widths[2], 1)
+        self.adapter3 = nn.Conv2d(fpn_dims[2], widths[3], 1)
+        self.out_channels = widths[4]
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_uniform_(m.weight, a=1)
+                nn.init.zeros_(m.bias)
+        # Zero offsets: the deformable conv starts as a plain 3x3 conv.
+        nn.init.zeros_(self.conv_offset.weight)
+        nn.init.zeros_(self.conv_offset.bias)
+
+    def _lay1(self, memory: Tensor, attn: Tensor) -> Tensor:
+        """lay1 on [memory ; attn] without materializing the concatenation per slot.
+
+        The conv is linear, so conv(cat(m, a)) = conv_m(m) + conv_a(a): the wide memory part
+        runs once per frame and is broadcast over the n slots.
+        memory: [B*T, d, h, w]; attn: [B, n, T, heads, h, w] -> [B*n*T, dim, h, w]
+        """
+        b, n, t = attn.shape[:3]
+        d = self.context_dim
+        w, bias = self.lay1.weight, self.lay1.bias
+        from_memory = F.conv2d(memory, w[:, :d], bias, padding=1)  # [B*T, dim, h, w]
+        from_attn = F.conv2d(attn.flatten(0, 2), w[:, d:], None, padding=1)  # [B*n*T, dim, h, w]
+        out = from_attn.view(b, n, t, *from_attn.shape[1:]) + from_memory.view(
+            b, 1, t, *from_memory.shape[1:]
+        )
+        return out.flatten(0, 2)
+
+    @staticmethod
+    def _fuse(x: Tensor, lateral: Tensor, b: int, n: int, t: int) -> Tensor:
+        """lateral (per frame) [B*T, C, H, W] + nearest-upsampled x [B*n*T, C, h, w] -> [B*n*T, C, H, W]"""
+        up = F.interpolate(x, size=lateral.shape[-2:], mode="nearest")
+        out = up.view(b, n, t, *up.shape[1:]) + lateral.view(b, 1, t, *lateral.shape[1:])
+        return out.flatten(0, 2)
+
+    def forward(self, memory: Tensor, attn: Tensor, fpns: list[Tensor]) -> Tensor:
+        """memory: [B*T, d, h, w]; attn: [B, n, T, heads, h, w];
+        fpns: backbone layer3, layer2, layer1 as [B*T, C_l, H_l, W_l].
+
+        Returns [B*n*T, d/16, H/4, W/4] in (clip, slot, frame) order.
+        """
+        b, n, t = attn.shape[:3]
+        x = F.relu(self.gn1(self._lay1(memory, attn)))
+        x = F.relu(self.gn2(self.lay2(x)))
+        x = self._fuse(x, self.adapter1(fpns[0]), b, n, t)
+        x = F.relu(self.gn3(self.lay3(x)))
+        x = self._fuse(x, self.adapter2(fpns[1]), b, n, t)
+        x = F.relu(self.gn4(self.lay4(x)))
+        x = self._fuse(x, self.adapter3(fpns[2]), b, n, t)
+        x = self.dcn(x, self.conv_offset(x))
+        return F.relu(self.gn5(x))
+
+
+class InstanceSequenceHead(nn.Sequential):
+    """The per-instance 3-D conv head over the T frames: three dilated 3x3x3 convs with
+    GroupNorm + ReLU, then a 1x1x1 conv to one mask logit. Indices match ``insmask_head.N``."""
+
+    def __init__(self, in_channels: int) -> None:
+        mid = in_channels // 2
+        groups = group_count(mid, 4)
+        super().__init__(
+            nn.Conv3d(in_channels, mid, 3, padding=2, dilation=2),
+            nn.GroupNorm(groups, mid),
+            nn.ReLU(),
+            nn.Conv3d(mid, mid, 3, padding=2, dilation=2),
+            nn.GroupNorm(groups, mid),
+            nn.ReLU(),
+            nn.Conv3d(mid, mid, 3, padding=2, dilation=2),
+            nn.GroupNorm(groups, mid),
+            nn.ReLU(),
+            nn.Conv3d(mid, 1, 1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: [N, T, C, H, W] (one row per instance sequence) -> mask logits [N, T, H, W]"""
+        return super().forward(x.transpose(1, 2)).squeeze(1)
+
+
+__all__ = ["InstanceSequenceHead", "MHAttentionMap", "MaskHeadSmallConv", "group_count"]

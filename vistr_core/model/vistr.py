@@ -1,0 +1,229 @@
+"""VisTR: backbone -> 3-D position encoding -> transformer -> sequence heads + mask branch.
+
+Module tree (= official checkpoint keys): ``vistr.{backbone,input_proj,transformer,query_embed,
+class_embed,bbox_embed}``, ``bbox_attention``, ``mask_head``, ``insmask_head``.
+
+The reference orders its n*T queries frame-major (query t*n + i is slot i in frame t); the
+transformer keeps that order (so weights mean the same thing) and the outputs are reordered to
+instance-major [B, n, T, ...] once, after the decoder.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..config import ModelConfig
+from .backbone import Backbone, Joiner
+from .position_encoding import PositionEmbeddingSine3D
+from .segmentation import InstanceSequenceHead, MaskHeadSmallConv, MHAttentionMap
+from .transformer import Transformer
+
+
+class MLP(nn.Module):
+    """Linear layers with ReLU in between (``layers.0 .. layers.{k-1}``)."""
+
+    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int) -> None:
+        super().__init__()
+        dims = [input_dim] + [hidden_dim] * (num_layers - 1)
+        outs = [hidden_dim] * (num_layers - 1) + [output_dim]
+        self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(dims, outs, strict=True))
+
+    def forward(self, x: Tensor) -> Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = F.relu(x)
+        return x
+
+
+class VisTRDetector(nn.Module):
+    """The detection part (checkpoint prefix ``vistr.``): features, transformer, class/box heads."""
+
+    def __init__(
+        self,
+        backbone: Joiner,
+        transformer: Transformer,
+        *,
+        num_classes: int,
+        num_frames: int,
+        num_instances: int,
+    ) -> None:
+        super().__init__()
+        d = transformer.d_model
+        self.num_frames = num_frames
+        self.num_instances = num_instances
+        self.transformer = transformer
+        self.class_embed = nn.Linear(d, num_classes + 1)
+        self.bbox_embed = MLP(d, d, 4, 3)
+        self.query_embed = nn.Embedding(num_frames * num_instances, d)
+        self.input_proj = nn.Conv2d(backbone.num_channels, d, kernel_size=1)
+        self.backbone = backbone
+
+
+class VisTR(nn.Module):
+    """VisTR with the instance sequence segmentation branch.
+
+    ``forward(frames, pad_mask=None)``: see :meth:`forward`. ``.config`` is the ModelConfig it was
+    built from; :func:`vistr_core.load_model` also attaches ``.categories`` and ``.data_config``.
+    """
+
+    def __init__(self, detector: VisTRDetector, *, aux_loss: bool = True) -> None:
+        super().__init__()
+        self.vistr = detector
+        d = detector.transformer.d_model
+        heads = detector.transformer.nhead
+        self.aux_loss = aux_loss
+        self.bbox_attention = MHAttentionMap(d, d, heads)
+        self.mask_head = MaskHeadSmallConv(d + heads, detector.backbone.fpn_channels, d)
+        self.insmask_head = InstanceSequenceHead(self.mask_head.out_channels)
+        self.config: ModelConfig | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return self.vistr.num_frames
+
+    @property
+    def num_instances(self) -> int:
+        return self.vistr.num_instances
+
+    def forward(self, frames: Tensor, pad_mask: Tensor | None = None) -> dict[str, Any]:
+        """frames: [B, T, 3, H, W] ImageNet-normalized; pad_mask: [B, T, H, W] bool (True = padding).
+
+        Returns ``pred_logits`` [B, n, T, K+1] (last = no object), ``pred_boxes`` [B, n, T, 4]
+        (cx, cy, w, h in [0, 1]), ``pred_masks`` [B, n, T, ceil(H/4), ceil(W/4)] logits and, in
+        training with aux_loss, ``aux_outputs`` (logits and boxes of the earlier decoder layers).
+
+        Padding: each clip is cropped to its valid (top-left anchored) extent and clips of equal
+        size run together, so a padded clip gives exactly its unpadded result. Mask logits
+        outside a clip's valid /4 area repeat the nearest valid value (edge replication).
+        """
+        b, t, _, h, w = frames.shape
+        if t != self.num_frames:
+            raise ValueError(f"this model takes clips of {self.num_frames} frames, got {t}")
+        if pad_mask is None or not bool(pad_mask.any()):
+            return self._forward_clips(frames, None)
+        extents = _valid_extents(pad_mask)
+        if all(e == (h, w) for e in extents):
+            return self._forward_clips(frames, pad_mask)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, e in enumerate(extents):
+            groups.setdefault(e, []).append(i)
+        parts = []
+        for (vh, vw), idx in groups.items():
+            index = torch.tensor(idx, device=frames.device)
+            sub_mask = pad_mask[index, :, :vh, :vw]
+            out = self._forward_clips(
+                frames[index, :, :, :vh, :vw], sub_mask if bool(sub_mask.any()) else None
+            )
+            parts.append((index, out))
+        return _merge_groups(parts, b, mask_size=(-(-h // 4), -(-w // 4)))
+
+    def _forward_clips(self, frames: Tensor, pad_mask: Tensor | None) -> dict[str, Any]:
+        """The reference computation for clips of one size: [B, T, 3, H, W] -> output dict."""
+        det = self.vistr
+        b, t = frames.shape[:2]
+        n = det.num_instances
+        flat_mask = pad_mask.flatten(0, 1) if pad_mask is not None else None
+        features = det.backbone[0](frames.flatten(0, 1), flat_mask)
+        feat4, mask4 = features[-1]
+        hh, ww = feat4.shape[-2:]
+        if mask4 is None:
+            mask4 = torch.zeros((b * t, hh, ww), dtype=torch.bool, device=frames.device)
+        pos = det.backbone[1](mask4.view(b, t, hh, ww))  # [B, T, d, h, w]
+        src = det.input_proj(feat4)  # [B*T, d, h, w]
+        d = src.shape[1]
+        tokens = src.view(b, t, d, hh * ww).permute(0, 1, 3, 2).reshape(b, t * hh * ww, d)
+        pos_tokens = pos.permute(0, 1, 3, 4, 2).reshape(b, t * hh * ww, d)
+        key_mask = mask4.view(b, t * hh * ww) if pad_mask is not None else None
+        hs, memory = det.transformer(tokens, key_mask, det.query_embed.weight, pos_tokens)
+        # Frame-major queries (t*n + i) -> instance-major [layers, B, n, T, d].
+        hs = hs.view(hs.shape[0], b, t, n, d).transpose(2, 3)
+        logits = det.class_embed(hs)
+        boxes = det.bbox_embed(hs).sigmoid()
+        out: dict[str, Any] = {"pred_logits": logits[-1], "pred_boxes": boxes[-1]}
+        if self.training and self.aux_loss:
+            out["aux_outputs"] = [
+                {"pred_logits": lg, "pred_boxes": bx} for lg, bx in zip(logits[:-1], boxes[:-1], strict=True)
+            ]
+        memory = memory.view(b, t, hh, ww, d)
+        attn = self.bbox_attention(hs[-1], memory, mask4.view(b, t, hh, ww) if pad_mask is not None else None)
+        memory_maps = memory.permute(0, 1, 4, 2, 3).reshape(b * t, d, hh, ww)
+        fpns = [features[2][0], features[1][0], features[0][0]]
+        seg = self.mask_head(memory_maps, attn, fpns)  # [B*n*T, C, H/4, W/4]
+        seg = seg.view(b * n, t, *seg.shape[1:])
+        masks = self.insmask_head(seg)  # [B*n, T, H/4, W/4]
+        out["pred_masks"] = masks.view(b, n, t, *masks.shape[-2:])
+        return out
+
+
+def _valid_extents(pad_mask: Tensor) -> list[tuple[int, int]]:
+    """Per clip, the (rows, cols) up to the last non-padded pixel of any frame: pad_mask [B, T, H, W]."""
+    valid = ~pad_mask
+    rows = valid.any(dim=3).any(dim=1)  # [B, H]
+    cols = valid.any(dim=2).any(dim=1)  # [B, W]
+    extents = []
+    for r, c in zip(rows, cols, strict=True):
+        if not bool(r.any()):
+            raise ValueError("a clip is padding everywhere (pad_mask all True)")
+        extents.append((int(r.nonzero().max()) + 1, int(c.nonzero().max()) + 1))
+    return extents
+
+
+def _pad_masks(masks: Tensor, size: tuple[int, int]) -> Tensor:
+    """[B, n, T, h, w] -> [B, n, T, *size], edges replicated into the padding."""
+    dh, dw = size[0] - masks.shape[-2], size[1] - masks.shape[-1]
+    if dh == 0 and dw == 0:
+        return masks
+    flat = masks.flatten(0, 1)
+    return F.pad(flat, (0, dw, 0, dh), mode="replicate").view(*masks.shape[:3], *size)
+
+
+def _merge_groups(
+    parts: list[tuple[Tensor, dict[str, Any]]], b: int, *, mask_size: tuple[int, int]
+) -> dict[str, Any]:
+    """Scatter per-size-group outputs back into batch order."""
+    order = torch.cat([idx for idx, _ in parts]).argsort()
+
+    def gather(tensors: list[Tensor]) -> Tensor:
+        return torch.cat(tensors)[order]
+
+    outs = [o for _, o in parts]
+    merged: dict[str, Any] = {
+        "pred_logits": gather([o["pred_logits"] for o in outs]),
+        "pred_boxes": gather([o["pred_boxes"] for o in outs]),
+        "pred_masks": gather([_pad_masks(o["pred_masks"], mask_size) for o in outs]),
+    }
+    if "aux_outputs" in outs[0]:
+        merged["aux_outputs"] = [
+            {k: gather([o["aux_outputs"][i][k] for o in outs]) for k in ("pred_logits", "pred_boxes")}
+            for i in range(len(outs[0]["aux_outputs"]))
+        ]
+    return merged
+
+
+def build_vistr(config: ModelConfig) -> VisTR:
+    """Build VisTR (randomly initialized; backbone without pretrained weights) from ``config``."""
+    backbone = Backbone(config.backbone, dilation=config.dilation)
+    joiner = Joiner(backbone, PositionEmbeddingSine3D(config.hidden_dim // 3))
+    transformer = Transformer(
+        d_model=config.hidden_dim,
+        nhead=config.nheads,
+        num_encoder_layers=config.enc_layers,
+        num_decoder_layers=config.dec_layers,
+        dim_feedforward=config.dim_feedforward,
+        dropout=config.dropout,
+    )
+    detector = VisTRDetector(
+        joiner,
+        transformer,
+        num_classes=config.num_classes,
+        num_frames=config.num_frames,
+        num_instances=config.num_instances,
+    )
+    model = VisTR(detector, aux_loss=config.aux_loss)
+    model.config = config
+    return model
