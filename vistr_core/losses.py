@@ -1,0 +1,240 @@
+"""The set criterion: losses between matched instance sequences and the ground truth.
+
+Every (instance, frame) pair is one supervised "box" (vistr-facts section 4.2):
+
+- ``loss_ce``: cross-entropy over all (slot, frame) pairs. Slots matched to a target take its class
+  in the frames where it exists; everything else (unmatched slots, and frames where a matched
+  instance is absent) is "no object", down-weighted by ``eos_coef``. Weighted mean, as in DETR.
+- ``loss_bbox`` (L1) and ``loss_giou`` (1 - GIoU) over the matched valid frames.
+- ``loss_mask`` (sigmoid focal, mean over pixels per mask) and ``loss_dice`` over the matched valid
+  frames, predictions upsampled bilinearly from H/4 to the padded input size.
+- The same class and box terms for each earlier decoder layer (``aux_outputs``), each with its own
+  matching, named ``loss_ce_0``, ``loss_bbox_0``, ...
+
+Box and mask terms are sums divided by the number of matched valid pairs; the CE sum is divided by
+its total weight. Under data parallelism both normalizers are averaged over the ranks, so after DDP
+averages the gradients a step equals one step on the combined batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.ops import sigmoid_focal_loss
+
+from .config import TrainConfig
+from .data.clip import ClipTargets
+from .engine.distributed import global_mean
+from .matcher import SequenceMatcher, build_matcher, matched_frames
+from .ops.boxes import aligned_generalized_box_iou, box_cxcywh_to_xyxy
+
+LOSS_TERMS = ("loss_ce", "loss_bbox", "loss_giou", "loss_mask", "loss_dice")
+Pairs = tuple[Tensor, Tensor, Tensor, Tensor]
+
+
+def classification_targets(
+    pairs: Pairs, targets: Sequence[ClipTargets], shape: torch.Size, no_object: int
+) -> Tensor:
+    """[B, n, T] int64 class per (clip, slot, frame): the matched target's label at its valid
+    frames, ``no_object`` elsewhere."""
+    batch, slot, frame, instance = pairs
+    classes = torch.full(shape, no_object, dtype=torch.int64, device=slot.device)
+    if slot.numel():
+        labels = torch.cat([t.labels for t in targets]).to(slot.device)
+        offsets = torch.tensor([0] + [t.num_instances for t in targets][:-1], device=slot.device).cumsum(0)
+        classes[batch, slot, frame] = labels[offsets[batch] + instance]
+    return classes
+
+
+def label_loss(pred_logits: Tensor, target_classes: Tensor, class_weight: Tensor) -> Tensor:
+    """Weighted cross-entropy, ``sum_k w[y_k] * CE_k / sum_k w[y_k]`` over every (clip, slot, frame).
+
+    Args:
+        pred_logits: [B, n, T, K+1].
+        target_classes: [B, n, T] int64.
+        class_weight: [K+1], 1 for real classes and ``eos_coef`` for no-object.
+    """
+    logits = pred_logits.float().flatten(0, 2)
+    classes = target_classes.flatten()
+    total = F.cross_entropy(logits, classes, weight=class_weight, reduction="sum")
+    return total / global_mean(class_weight[classes].sum()).clamp(min=1e-6)
+
+
+def box_losses(src_boxes: Tensor, tgt_boxes: Tensor, num_pairs: Tensor) -> tuple[Tensor, Tensor]:
+    """L1 and 1 - GIoU of matched cxcywh boxes [P, 4], summed and divided by ``num_pairs``."""
+    src_boxes, tgt_boxes = src_boxes.float(), tgt_boxes.float()
+    l1 = F.l1_loss(src_boxes, tgt_boxes, reduction="sum")
+    giou = aligned_generalized_box_iou(box_cxcywh_to_xyxy(src_boxes), box_cxcywh_to_xyxy(tgt_boxes))
+    return l1 / num_pairs, (1 - giou).sum() / num_pairs
+
+
+def focal_loss(logits: Tensor, targets: Tensor, num_pairs: Tensor, *, alpha: float, gamma: float) -> Tensor:
+    """Sigmoid focal loss of masks [P, H, W]: mean over pixels per mask, summed, / ``num_pairs``."""
+    loss = sigmoid_focal_loss(
+        logits.flatten(1), targets.flatten(1), alpha=alpha, gamma=gamma, reduction="none"
+    )
+    return loss.mean(1).sum() / num_pairs
+
+
+def dice_loss(logits: Tensor, targets: Tensor, num_pairs: Tensor) -> Tensor:
+    """``1 - (2 |p t| + 1) / (|p| + |t| + 1)`` per mask [P, H, W] on sigmoid probabilities,
+    summed, / ``num_pairs``."""
+    prob = logits.sigmoid().flatten(1)
+    targets = targets.flatten(1)
+    numerator = 2 * (prob * targets).sum(1) + 1
+    denominator = prob.sum(1) + targets.sum(1) + 1
+    return (1 - numerator / denominator).sum() / num_pairs
+
+
+def matched_target_masks(pairs: Pairs, targets: Sequence[ClipTargets], size: tuple[int, int]) -> Tensor:
+    """[P, H, W] float target masks of the matched pairs, zero-padded (bottom/right) to ``size``."""
+    batch, _, frame, instance = pairs
+    height, width = size
+    parts = []
+    for b, target in enumerate(targets):
+        keep = batch == b
+        if not keep.any():
+            continue
+        masks = target.masks[instance[keep], frame[keep]].float()  # [P_b, h_b, w_b]
+        h, w = masks.shape[-2:]
+        parts.append(F.pad(masks, (0, width - w, 0, height - h)))
+    return torch.cat(parts)
+
+
+def mask_losses(
+    pred_masks: Tensor,
+    pairs: Pairs,
+    targets: Sequence[ClipTargets],
+    image_size: tuple[int, int],
+    num_pairs: Tensor,
+    *,
+    alpha: float,
+    gamma: float,
+) -> tuple[Tensor, Tensor]:
+    """Focal and dice losses of the matched (slot, frame) masks.
+
+    Args:
+        pred_masks: [B, n, T, H/4, W/4] logits.
+        image_size: (H, W) of the padded input frames.
+    """
+    batch, slot, frame, _ = pairs
+    if slot.numel() == 0:
+        # Keep the mask head in the graph (DDP expects a gradient for every parameter).
+        zero = pred_masks.sum() * 0
+        return zero, zero
+    src = pred_masks[batch, slot, frame].float()[:, None]  # [P, 1, h, w]
+    src = F.interpolate(src, size=image_size, mode="bilinear", align_corners=False)[:, 0]
+    tgt = matched_target_masks(pairs, targets, image_size).to(src.device)
+    return focal_loss(src, tgt, num_pairs, alpha=alpha, gamma=gamma), dice_loss(src, tgt, num_pairs)
+
+
+def num_valid_pairs(targets: Sequence[ClipTargets], device: torch.device) -> Tensor:
+    """The normalizer: valid (instance, frame) pairs in the batch, averaged over ranks, >= 1."""
+    count = torch.tensor(float(sum(int(t.valid.sum()) for t in targets)), device=device)
+    return global_mean(count).clamp(min=1)
+
+
+class SetCriterion(nn.Module):
+    """Matching plus the weighted loss terms; ``forward`` returns every term and their total.
+
+    Args:
+        num_classes: K real classes (index K is no object).
+        matcher: the sequence matcher, re-run for every auxiliary decoder layer.
+        weights: loss term name (``LOSS_TERMS``) -> weight; the aux terms reuse them.
+        eos_coef: the CE weight of the no-object class.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        matcher: SequenceMatcher,
+        *,
+        weights: Mapping[str, float],
+        eos_coef: float = 0.1,
+        focal_alpha: float = 0.25,
+        focal_gamma: float = 2.0,
+    ) -> None:
+        super().__init__()
+        unknown = set(weights) - set(LOSS_TERMS)
+        if unknown:
+            raise ValueError(f"unknown loss terms {sorted(unknown)}; expected {LOSS_TERMS}")
+        self.num_classes = num_classes
+        self.matcher = matcher
+        self.weights = {name: float(weights.get(name, 0.0)) for name in LOSS_TERMS}
+        self.focal_alpha = focal_alpha
+        self.focal_gamma = focal_gamma
+        class_weight = torch.ones(num_classes + 1)
+        class_weight[-1] = eos_coef
+        self.register_buffer("class_weight", class_weight)
+
+    def forward(
+        self, outputs: Mapping[str, Tensor], targets: Sequence[ClipTargets], image_size: tuple[int, int]
+    ) -> dict[str, Tensor]:
+        """
+        Args:
+            outputs: the model's dict (``pred_logits``, ``pred_boxes``, ``pred_masks``, optional
+                ``aux_outputs``).
+            targets: B clips' targets on the outputs' device.
+            image_size: (H, W) of the padded input frames.
+        Returns:
+            ``loss_ce``, ``loss_bbox``, ``loss_giou``, ``loss_mask``, ``loss_dice``, the aux terms
+            ``loss_ce_0`` ... and ``loss``, the weighted total (scalars).
+        """
+        num_pairs = num_valid_pairs(targets, outputs["pred_logits"].device)
+        pairs = matched_frames(self.matcher(outputs, targets), targets)
+        losses = self._sequence_losses(outputs, targets, pairs, num_pairs)
+        if "pred_masks" in outputs:
+            losses["loss_mask"], losses["loss_dice"] = mask_losses(
+                outputs["pred_masks"], pairs, targets, image_size, num_pairs,
+                alpha=self.focal_alpha, gamma=self.focal_gamma,
+            )  # fmt: skip
+        for layer, aux in enumerate(outputs.get("aux_outputs", ())):
+            aux_pairs = matched_frames(self.matcher(aux, targets), targets)
+            for name, value in self._sequence_losses(aux, targets, aux_pairs, num_pairs).items():
+                losses[f"{name}_{layer}"] = value
+        losses["loss"] = sum(self._weight(name) * value for name, value in losses.items())
+        return losses
+
+    def _sequence_losses(
+        self, outputs: Mapping[str, Tensor], targets: Sequence[ClipTargets], pairs: Pairs, num_pairs: Tensor
+    ) -> dict[str, Tensor]:
+        logits, boxes = outputs["pred_logits"], outputs["pred_boxes"]
+        classes = classification_targets(pairs, targets, logits.shape[:3], self.num_classes)
+        tgt_boxes = _matched_target_boxes(pairs, targets, boxes.device)
+        batch, slot, frame, _ = pairs
+        l1, giou = box_losses(boxes[batch, slot, frame], tgt_boxes, num_pairs)
+        return {"loss_ce": label_loss(logits, classes, self.class_weight), "loss_bbox": l1, "loss_giou": giou}
+
+    def _weight(self, name: str) -> float:
+        base = name.rsplit("_", 1)[0] if name[-1].isdigit() else name
+        return self.weights[base]
+
+
+def _matched_target_boxes(pairs: Pairs, targets: Sequence[ClipTargets], device: torch.device) -> Tensor:
+    batch, _, frame, instance = pairs
+    if batch.numel() == 0:
+        return torch.zeros(0, 4, device=device)
+    parts = [t.boxes[instance[batch == b], frame[batch == b]] for b, t in enumerate(targets)]
+    return torch.cat(parts).to(device)
+
+
+def build_criterion(num_classes: int, config: TrainConfig) -> SetCriterion:
+    """The criterion (and its matcher) with the weights of ``config``."""
+    weights = {
+        "loss_ce": config.loss_ce,
+        "loss_bbox": config.loss_bbox,
+        "loss_giou": config.loss_giou,
+        "loss_mask": config.loss_mask,
+        "loss_dice": config.loss_dice,
+    }
+    return SetCriterion(
+        num_classes,
+        build_matcher(config),
+        weights=weights,
+        eos_coef=config.eos_coef,
+        focal_alpha=config.focal_alpha,
+        focal_gamma=config.focal_gamma,
+    )
