@@ -1,0 +1,22 @@
+"""Evaluation with the official YouTube-VIS metric (see :mod:`vistr_core.eval.ytvis_eval`)."""
+
+from .loading import GroundTruth, Track, Video, load_ground_truth, load_results
+from .params import AREA_LABELS, AREA_RANGES, IOU_THRESHOLDS, MAX_DETS, RECALL_THRESHOLDS, STAT_NAMES
+from .ytvis_eval import EvalResult, UnitReport, evaluate_ytvis
+
+__all__ = [
+    "AREA_LABELS",
+    "AREA_RANGES",
+    "IOU_THRESHOLDS",
+    "MAX_DETS",
+    "RECALL_THRESHOLDS",
+    "STAT_NAMES",
+    "EvalResult",
+    "GroundTruth",
+    "Track",
+    "UnitReport",
+    "Video",
+    "evaluate_ytvis",
+    "load_ground_truth",
+    "load_results",
+]
