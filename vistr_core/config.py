@@ -85,8 +85,17 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Frame preprocessing. Eval: resize the short side to ``short_side``, long side at most
-    ``max_size``. Train: flip, multi-scale resize, random crop, then the eval resize."""
+    """Frame preprocessing (details: :mod:`vistr_core.data.transforms`).
+
+    Eval: resize the short side to ``short_side``, long side at most ``max_size``, normalize.
+    Train, one geometric draw per clip: flip (``flip_prob``); resize the short side to one of
+    ``train_scales`` (long side <= ``train_max_size``); if ``crop_range`` is set, a random crop of
+    ``crop_range`` pixels per side at that scale followed by the eval resize (the reference recipe),
+    otherwise the multi-scale size is the final size. Then photometric jitter (one draw per clip) and
+    normalization. Clips use temporal strides 1..``max_stride``; an epoch is ``clips_per_video`` clips
+    of every video. ``antialias``: bilinear resizing with antialiasing, like the reference's PIL
+    resize.
+    """
 
     short_side: int = 300
     max_size: int = 540
@@ -98,6 +107,20 @@ class DataConfig:
     max_stride: int = 1
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    antialias: bool = True
+    clips_per_video: int = 1
+
+    def __post_init__(self) -> None:
+        if self.short_side < 1 or self.max_size < self.short_side:
+            raise ConfigError(f"need 1 <= short_side <= max_size, got {self.short_side} and {self.max_size}")
+        if not self.train_scales or min(self.train_scales) < 1:
+            raise ConfigError("train_scales must list at least one positive size")
+        if self.crop_range is not None and not 1 <= self.crop_range[0] <= self.crop_range[1]:
+            raise ConfigError(f"crop_range must be (min, max) with 1 <= min <= max, got {self.crop_range}")
+        if not 0.0 <= self.flip_prob <= 1.0:
+            raise ConfigError(f"flip_prob must be in [0, 1], got {self.flip_prob}")
+        if self.max_stride < 1 or self.clips_per_video < 1:
+            raise ConfigError("max_stride and clips_per_video must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -130,11 +153,32 @@ class TrainConfig:
     amp: bool = False
     checkpoint_every: int = 1000
     eval_every: int = 0
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "accumulate", "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_iters is not None and self.max_iters < 1:
+            raise ConfigError(f"max_iters must be at least 1, got {self.max_iters}")
+        for name in ("lr", "lr_backbone", "weight_decay", "clip_max_norm", "eos_coef", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.workers < 0 or self.eval_every < 0:
+            raise ConfigError("workers and eval_every must not be negative")
 
 
 @dataclass(frozen=True)
 class InferConfig:
-    """How ``vistr segment`` windows a video and turns model outputs into tracks."""
+    """How ``vistr segment`` windows a video and turns model outputs into tracks.
+
+    ``overlap``: frames shared by consecutive windows (None = T // 4, see
+    ``vistr_core.inference.windows``). ``score_thr``/``min_track_len``/``max_tracks`` filter the
+    final tracks (mean score, frames with a non-empty mask, best-scoring K). ``mask_thr`` thresholds
+    sigmoid mask probabilities. ``link_iou`` is the smallest mask IoU over the shared frames (minus
+    ``class_penalty`` when the majority classes differ) that links two windows' instances into one
+    track. ``window_batch`` windows go through the model at once.
+    """
 
     overlap: int | None = None
     score_thr: float = 0.0
@@ -143,6 +187,26 @@ class InferConfig:
     min_track_len: int = 1
     window_batch: int = 1
     amp: bool = False
+    link_iou: float = 0.5
+    class_penalty: float = 0.5
+
+    def __post_init__(self) -> None:
+        checks = (
+            (self.overlap is None or self.overlap >= 0, f"--overlap must be >= 0, got {self.overlap}"),
+            (0.0 <= self.score_thr <= 1.0, f"--score-thr must be in [0, 1], got {self.score_thr}"),
+            (0.0 < self.mask_thr < 1.0, f"--mask-thr must be in (0, 1), got {self.mask_thr}"),
+            (
+                self.max_tracks is None or self.max_tracks >= 1,
+                f"--max-tracks must be >= 1, got {self.max_tracks}",
+            ),
+            (self.min_track_len >= 1, f"--min-track-len must be >= 1, got {self.min_track_len}"),
+            (self.window_batch >= 1, f"--window-batch must be >= 1, got {self.window_batch}"),
+            (0.0 <= self.link_iou <= 1.0, f"--link-iou must be in [0, 1], got {self.link_iou}"),
+            (self.class_penalty >= 0.0, f"--class-penalty must be >= 0, got {self.class_penalty}"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
 
 
 @dataclass(frozen=True)
