@@ -1,12 +1,149 @@
-"""`vistr segment` (being built)."""
+"""`vistr segment`: videos, frame folders, folders of videos or globs → one output folder per video."""
 
 from __future__ import annotations
 
-from vistr_cli.errors import reports_errors
-from vistr_core.errors import VistrError
+import contextlib
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from vistr_cli.errors import fail, reports_errors, stderr
+from vistr_cli.options import AmpOpt, CheckpointOpt, DeviceOpt, ForceOpt
+from vistr_cli.progress import RichProgress
+from vistr_core.config import InferConfig
+from vistr_core.inference.segment import (
+    CHECKPOINT_HINT,
+    FrameRange,
+    OutputOptions,
+    SegmentSummary,
+    VideoStatus,
+    segment_videos,
+)
+from vistr_core.progress import no_progress
+
+EXIT_USAGE = 2
 
 
 @reports_errors
-def segment() -> None:
-    """Not available yet in this build."""
-    raise VistrError("vistr segment is not available yet in this build")
+def segment(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(help="Video files, frame folders, folders to search (recursively) or quoted globs."),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder; each video gets OUT/<name>/.")],
+    checkpoint: CheckpointOpt = None,
+    device: DeviceOpt = "auto",
+    amp: AmpOpt = False,
+    overlap: Annotated[
+        int | None,
+        typer.Option(help="Frames shared by consecutive windows (default T // 4: 9 for the paper's T = 36)."),
+    ] = None,
+    score_thr: Annotated[float, typer.Option(help="Drop tracks whose mean score is lower.")] = 0.0,
+    mask_thr: Annotated[float, typer.Option(help="Mask probability threshold.")] = 0.5,
+    max_tracks: Annotated[
+        int | None, typer.Option(help="Keep at most this many tracks (best scores).")
+    ] = None,
+    min_track_len: Annotated[int, typer.Option(help="Drop tracks with fewer frames with a mask.")] = 1,
+    link_iou: Annotated[
+        float, typer.Option(help="Smallest mask IoU over shared frames that links windows.")
+    ] = 0.5,
+    window_batch: Annotated[
+        int, typer.Option(help="Windows per forward pass (more = faster, more memory).")
+    ] = 1,
+    start: Annotated[int, typer.Option(help="First frame to process (0-based).")] = 0,
+    end: Annotated[int | None, typer.Option(help="Stop before this frame.")] = None,
+    stride: Annotated[int, typer.Option(help="Process every N-th frame.")] = 1,
+    png: Annotated[
+        bool, typer.Option("--png", help="Also write masks/NNNNN.png (indexed, pixel = track id).")
+    ] = False,
+    mots: Annotated[
+        bool, typer.Option("--mots", help="Also write tracks.mots.txt (MOTS text format).")
+    ] = False,
+    render: Annotated[bool, typer.Option("--render", help="Also write overlay.mp4.")] = False,
+    video_id: Annotated[int, typer.Option(help="video_id written in results.json.")] = 1,
+    recursive: Annotated[bool, typer.Option("--recursive/--no-recursive", help="Search sub-folders.")] = True,
+    force: ForceOpt = False,
+) -> None:
+    """Segment and track every object instance in videos.
+
+    Each video gets OUT/<name>/ with results.json (YouTube-VIS results with track ids) and meta.json; finished videos are skipped on a rerun unless --force.
+
+    Shard a batch over processes or GPUs: torchrun --nproc_per_node N -m vistr_cli segment DIR -o OUT
+    """
+    if checkpoint is None:
+        raise fail(f"no --checkpoint given; {CHECKPOINT_HINT}", code=EXIT_USAGE)
+    infer = InferConfig(
+        overlap=overlap,
+        score_thr=score_thr,
+        mask_thr=mask_thr,
+        max_tracks=max_tracks,
+        min_track_len=min_track_len,
+        window_batch=window_batch,
+        amp=amp,
+        link_iou=link_iou,
+    )
+    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    device = _rank_device(device, world_size)
+    console = Console(stderr=True, highlight=False)
+    tag = f"[rank {rank}] " if world_size > 1 else ""
+
+    def report(status: VideoStatus) -> None:
+        if status.status == "failed":
+            console.print(f"{tag}[bold red]failed:[/] {escape(status.message)}")
+
+    display = RichProgress(console) if rank == 0 else contextlib.nullcontext(no_progress)
+    with display as progress:
+        summary = segment_videos(
+            inputs,
+            out,
+            checkpoint=checkpoint,
+            infer=infer,
+            device=device,
+            outputs=OutputOptions(png=png, mots=mots, render=render),
+            frames=FrameRange(start, end, stride),
+            video_id=video_id,
+            force=force,
+            recursive=recursive,
+            rank=rank,
+            world_size=world_size,
+            progress=progress,
+            on_video=report,
+        )
+    _print_summary(summary, out, tag)
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+def _rank_device(device: str, world_size: int) -> str:
+    """Under torchrun each rank takes its own GPU: auto/cuda → cuda:LOCAL_RANK."""
+    import torch
+
+    if world_size > 1 and device in ("auto", "cuda") and torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    return device
+
+
+def _print_summary(summary: SegmentSummary, out: Path, tag: str) -> None:
+    table = Table(title=f"{tag}vistr segment → {out}", title_justify="left")
+    for column, justify in (
+        ("video", "left"),
+        ("frames", "right"),
+        ("tracks", "right"),
+        ("fps", "right"),
+        ("status", "left"),
+    ):
+        table.add_column(column, justify=justify)
+    colors = {"done": "green", "skipped": "yellow", "failed": "red"}
+    for v in summary.videos:
+        fps = f"{v.fps:.1f}" if v.status == "done" else "-"
+        frames = str(v.frames) if v.status == "done" else "-"
+        tracks = str(v.tracks) if v.status == "done" else "-"
+        table.add_row(escape(v.name), frames, tracks, fps, f"[{colors[v.status]}]{v.status}[/]")
+    Console(highlight=False).print(table)
+    if summary.failed:
+        stderr.print(f"{tag}[bold red]{len(summary.failed)} of {len(summary.videos)} video(s) failed[/]")

@@ -1,0 +1,239 @@
+"""Streaming segmentation of one video: frames in, per-window results with track ids out.
+
+>>> segmenter = VideoSegmenter(model, infer=InferConfig(overlap=9))
+>>> with open_video("clip.mp4") as video:
+...     for result in segmenter.stream(video):          # one WindowResult per window
+...         for frame in result.frames:                 # the frames this window outputs
+...             frame.masks, frame.track_ids, frame.scores
+>>> tracks = segmenter.tracks()                         # final ids, classes and scores
+
+Frames are decoded and preprocessed in a background thread while the model runs; at most one
+window (plus ``window_batch`` windows being predicted) is held, so memory does not grow with the
+video's length. Ids in :class:`FrameResult` are provisional (every slot that starts a track gets
+one); :meth:`VideoSegmenter.tracks` applies the score / length / count filters and maps them to
+the final ids 1..K.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..config import InferConfig
+from ..data.prefetch import prefetch
+from ..data.transforms import preprocess_frames
+from ..engine.device import select_device
+from .predictor import WindowPrediction, WindowPredictor, mask_logit_threshold, upsample_masks
+from .tracker import FinalTrack, TrackBook, active_slots, link_slots, majority_class, sequence_iou
+from .windows import Window, check_overlap, default_overlap, iter_windows, ownership_cut
+
+NULL_FRAME_SCORE = 0.001
+"""Frames where a track's score is below this get a null segmentation (the reference's rule)."""
+
+PREFETCH_FRAMES = 8
+
+
+class FrameLike(Protocol):
+    """What :meth:`VideoSegmenter.stream` reads from each frame (``video_io.Frame`` fits)."""
+
+    index: int
+    timestamp: float
+    name: str
+    image: np.ndarray
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    """Where a processed frame comes from: ``position`` counts processed frames from 0,
+    ``index`` is the true frame index in the source."""
+
+    position: int
+    index: int
+    timestamp: float
+    name: str
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """The k tracks present in one frame (provisional ids; see :meth:`VideoSegmenter.tracks`).
+
+    Attributes:
+        track_ids: [k] provisional track ids.
+        labels: [k] int64 per-frame class index (contiguous model index).
+        scores: [k] float32 per-frame score.
+        masks: [k, H, W] bool at the original frame size.
+    """
+
+    frame: FrameInfo
+    track_ids: tuple[int, ...]
+    labels: np.ndarray
+    scores: np.ndarray
+    masks: np.ndarray
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """The frames window ``window`` outputs (those nearer its centre than any other window's)."""
+
+    window: int
+    frames: list[FrameResult]
+
+
+@dataclass
+class _Pending:
+    """A predicted window whose output frames are not final until the next window is known."""
+
+    window: Window
+    prediction: WindowPrediction
+    slots: np.ndarray
+    track_ids: list[int]
+    first_output: int
+    size: tuple[int, int]
+    infos: list[FrameInfo] = field(default_factory=list)
+
+
+class VideoSegmenter:
+    """Windows, predicts, links and emits one video at a time. Reusable across videos."""
+
+    def __init__(
+        self, model: nn.Module, *, infer: InferConfig | None = None, device: str | torch.device | None = None
+    ) -> None:
+        self.model = model
+        self.infer = infer or InferConfig()
+        self.device = select_device(device) if isinstance(device, str) else device
+        self.device = self.device or next(model.parameters()).device
+        self.num_frames = int(model.config.num_frames)
+        overlap = self.infer.overlap if self.infer.overlap is not None else default_overlap(self.num_frames)
+        self.overlap = check_overlap(overlap, self.num_frames)
+        self.logit_thr = mask_logit_threshold(self.infer.mask_thr)
+        self.predictor = WindowPredictor(model, device=self.device, amp=self.infer.amp)
+        self.data_config = model.data_config
+        self.book = TrackBook()
+        self.frames: list[FrameInfo] = []
+        self.size: tuple[int, int] | None = None
+        self.model_calls = 0
+
+    def stream(self, frames: Iterable[FrameLike]) -> Iterator[WindowResult]:
+        """Segment a stream of frames, yielding each window's output frames as soon as they are final.
+
+        Frames must all have one size. Calling again starts a new video (ids restart at 1).
+        """
+        self.book, self.frames, self.size = TrackBook(), [], None
+        items = prefetch(self._prepared(frames), depth=PREFETCH_FRAMES)
+        pending: _Pending | None = None
+        try:
+            for batch in _batched(
+                iter_windows(items, self.num_frames, self.overlap), self.infer.window_batch
+            ):
+                predictions = self._predict(batch)
+                for window, prediction in zip(batch, predictions, strict=True):
+                    current = self._link(pending, window, prediction)
+                    if pending is not None:
+                        yield self._emit(pending, ownership_cut(pending.window, window))
+                        current.first_output = ownership_cut(pending.window, window) + 1
+                    pending = current
+            if pending is not None:
+                yield self._emit(pending, pending.window.end)
+        finally:
+            items.close()
+
+    def tracks(self) -> list[FinalTrack]:
+        """The final tracks of the last streamed video (filters of ``infer`` applied, ids 1..K)."""
+        return self.book.finalize(
+            score_thr=self.infer.score_thr,
+            min_track_len=self.infer.min_track_len,
+            max_tracks=self.infer.max_tracks,
+        )
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def _prepared(self, frames: Iterable[FrameLike]) -> Iterator[tuple[FrameInfo, Tensor, tuple[int, int]]]:
+        """Runs in the prefetch thread: decoding and resizing overlap the model."""
+        for position, frame in enumerate(frames):
+            info = FrameInfo(position, int(frame.index), float(frame.timestamp), str(frame.name))
+            yield (
+                info,
+                preprocess_frames(frame.image[None], self.data_config)[0],
+                tuple(frame.image.shape[:2]),
+            )
+
+    def _predict(self, batch: Sequence[Window]) -> list[WindowPrediction]:
+        clips = torch.stack([torch.stack([item[1] for item in w.items]) for w in batch])
+        self.model_calls += 1
+        return self.predictor(clips)
+
+    def _link(self, previous: _Pending | None, window: Window, prediction: WindowPrediction) -> _Pending:
+        """Give each active slot of ``window`` a track id, continuing ``previous``'s where they match."""
+        slots = active_slots(prediction.mask_logits, window.num_real, self.logit_thr)
+        ids: list[int | None] = [None] * len(slots)
+        if previous is not None and len(slots) and len(previous.slots):
+            shared = previous.window.end - window.start + 1
+            if shared > 0:
+                offset = window.start - previous.window.start
+                a = previous.prediction.mask_logits[previous.slots, offset : offset + shared] > self.logit_thr
+                b = prediction.mask_logits[slots, :shared] > self.logit_thr
+                classes_a = majority_class(
+                    previous.prediction.labels[previous.slots, : previous.window.num_real]
+                )
+                classes_b = majority_class(prediction.labels[slots, : window.num_real])
+                pairs = link_slots(
+                    sequence_iou(a, b),
+                    classes_a,
+                    classes_b,
+                    link_iou=self.infer.link_iou,
+                    class_penalty=self.infer.class_penalty,
+                )
+                for i, j in pairs:
+                    ids[j] = previous.track_ids[i]
+        track_ids = [self.book.new_track() if tid is None else tid for tid in ids]
+        size = window.items[0][2]
+        self.size = self.size or size
+        return _Pending(window, prediction, slots, track_ids, window.start, size)
+
+    def _emit(self, pending: _Pending, last: int) -> WindowResult:
+        """The frames ``first_output..last`` of a window, with masks at the original size."""
+        window, pred, slots = (
+            pending.window,
+            pending.prediction,
+            torch.as_tensor(pending.slots, dtype=torch.long),
+        )
+        frames = []
+        for position in range(pending.first_output, last + 1):
+            t = position - window.start
+            info = window.items[t][0]
+            self.frames.append(info)
+            scores = pred.scores[slots, t].numpy()
+            labels = pred.labels[slots, t].numpy()
+            keep = np.flatnonzero(scores >= NULL_FRAME_SCORE)
+            masks = upsample_masks(pred.mask_logits[slots[keep], t], pending.size, self.logit_thr).numpy()
+            nonempty = dict(zip(keep.tolist(), masks.reshape(len(keep), -1).any(1).tolist(), strict=True))
+            for k, track_id in enumerate(pending.track_ids):
+                self.book.tracks[track_id].add_frame(
+                    position, float(scores[k]), int(labels[k]), nonempty.get(k, False)
+                )
+            frames.append(
+                FrameResult(
+                    info,
+                    tuple(pending.track_ids[k] for k in keep),
+                    labels[keep],
+                    scores[keep],
+                    masks,
+                )
+            )
+        return WindowResult(window.index, frames)
+
+
+def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

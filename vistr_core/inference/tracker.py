@@ -1,0 +1,154 @@
+"""Identities across windows: Hungarian linking on mask IoU, and per-track statistics.
+
+Linking rule (consecutive windows share their overlapping frames):
+
+- A slot *takes part* in a window when its mask is non-empty in at least one real frame there.
+- For each pair (slot i of the earlier window, slot j of the later one) the affinity is the mask IoU
+  summed over the shared frames (sum of intersections / sum of unions, computed on the model's 1/4
+  resolution masks) minus ``class_penalty`` when the two slots' majority classes differ.
+- One-to-one assignment maximizing the total affinity (``scipy.optimize.linear_sum_assignment``);
+  a pair is linked only if its affinity is at least ``link_iou``. Every slot left unlinked starts a
+  new track.
+
+A track's score is the mean of its per-frame scores over the frames it covers, its class the most
+frequent per-frame class (ties: the lowest index), as in the reference for a single window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from torch import Tensor
+
+
+def majority_class(labels: Tensor) -> Tensor:
+    """labels: [k, t] int64 → [k] most frequent value per row (ties: the lowest)."""
+    if labels.shape[0] == 0:
+        return labels.new_zeros(0)
+    num = int(labels.max()) + 1
+    counts = torch.zeros(labels.shape[0], num, dtype=torch.int64)
+    counts.scatter_add_(1, labels.cpu(), torch.ones_like(labels.cpu()))
+    return counts.argmax(1)
+
+
+def sequence_iou(a: Tensor, b: Tensor) -> Tensor:
+    """Video IoU between every pair of mask sequences.
+
+    Args:
+        a: [p, t, h, w] bool, b: [q, t, h, w] bool (the same t frames).
+    Returns:
+        [p, q] float: sum over frames of intersections / sum of unions (0 where both are empty).
+    """
+    fa = a.flatten(1).float()
+    fb = b.flatten(1).float()
+    inter = fa @ fb.T
+    union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
+
+
+def link_slots(
+    iou: Tensor, classes_a: Tensor, classes_b: Tensor, *, link_iou: float, class_penalty: float
+) -> list[tuple[int, int]]:
+    """Pairs ``(i, j)`` linking earlier slots to later ones.
+
+    Args:
+        iou: [p, q] sequence IoU over the shared frames.
+        classes_a: [p] majority class of each earlier slot; classes_b: [q] of each later slot.
+    """
+    if iou.numel() == 0:
+        return []
+    differ = (classes_a[:, None] != classes_b[None, :]).float()
+    affinity = (iou.cpu().float() - class_penalty * differ).numpy()
+    rows, cols = linear_sum_assignment(affinity, maximize=True)
+    return [(int(i), int(j)) for i, j in zip(rows, cols, strict=True) if affinity[i, j] >= link_iou]
+
+
+@dataclass
+class TrackStats:
+    """What is known about one track so far (ids are provisional until :meth:`TrackBook.finalize`)."""
+
+    id: int
+    first_position: int = -1
+    last_position: int = -1
+    covered: int = 0
+    nonempty: int = 0
+    score_sum: float = 0.0
+    class_counts: dict[int, int] = field(default_factory=dict)
+
+    def add_frame(self, position: int, score: float, label: int, nonempty: bool) -> None:
+        """Count one covered frame; first/last positions track the frames with a non-empty mask."""
+        if nonempty:
+            self.first_position = position if self.first_position < 0 else self.first_position
+            self.last_position = position
+            self.nonempty += 1
+        self.covered += 1
+        self.score_sum += score
+        self.class_counts[label] = self.class_counts.get(label, 0) + 1
+
+    @property
+    def score(self) -> float:
+        return self.score_sum / max(self.covered, 1)
+
+    @property
+    def label(self) -> int:
+        """Most frequent per-frame class; ties go to the lowest index (like np.bincount().argmax())."""
+        return min(self.class_counts, key=lambda c: (-self.class_counts[c], c))
+
+
+@dataclass(frozen=True)
+class FinalTrack:
+    """A kept track: ``track_id`` is its output id (1..K in order of first appearance).
+
+    ``first_position``/``last_position``: stream positions of its first and last non-empty mask;
+    ``num_frames``: how many frames have a non-empty mask."""
+
+    track_id: int
+    provisional_id: int
+    label: int
+    score: float
+    first_position: int
+    last_position: int
+    num_frames: int
+
+
+class TrackBook:
+    """Assigns provisional track ids to window slots and accumulates per-track statistics."""
+
+    def __init__(self) -> None:
+        self.tracks: dict[int, TrackStats] = {}
+
+    def new_track(self) -> int:
+        track_id = len(self.tracks) + 1
+        self.tracks[track_id] = TrackStats(track_id)
+        return track_id
+
+    def finalize(
+        self, *, score_thr: float = 0.0, min_track_len: int = 1, max_tracks: int | None = None
+    ) -> list[FinalTrack]:
+        """Tracks kept by the filters, numbered 1..K by first appearance.
+
+        A track needs a non-empty mask in at least ``max(1, min_track_len)`` frames and a score of
+        at least ``score_thr``; of those, the ``max_tracks`` best-scoring are kept.
+        """
+        kept = [
+            t for t in self.tracks.values() if t.nonempty >= max(1, min_track_len) and t.score >= score_thr
+        ]
+        if max_tracks is not None:
+            kept = sorted(kept, key=lambda t: (-t.score, t.id))[:max_tracks]
+        kept.sort(key=lambda t: (t.first_position, t.id))
+        return [
+            FinalTrack(k + 1, t.id, t.label, t.score, t.first_position, t.last_position, t.nonempty)
+            for k, t in enumerate(kept)
+        ]
+
+
+def active_slots(mask_logits: Tensor, num_real: int, logit_thr: float) -> np.ndarray:
+    """Indices of slots whose mask is non-empty in some real frame.
+
+    mask_logits: [n, T, h, w]; only the first ``num_real`` frames count.
+    """
+    present = (mask_logits[:, :num_real] > logit_thr).flatten(1).any(1)
+    return np.flatnonzero(present.cpu().numpy())
