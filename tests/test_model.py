@@ -46,3 +46,121 @@ def test_aux_outputs_in_training():
 def test_wrong_clip_length_is_rejected(tiny_model):
     with pytest.raises(ValueError, match="3 frames"):
         tiny_model(torch.randn(1, 4, 3, 64, 64))
+
+
+def _close(a, b, atol=1e-4):
+    torch.testing.assert_close(a, b, atol=atol, rtol=1e-4)
+
+
+def test_batch_of_two_equals_each_alone(tiny_model):
+    clips = torch.randn(2, 3, 3, 64, 96)
+    with torch.no_grad():
+        both = tiny_model(clips)
+        alone = [tiny_model(clips[i : i + 1]) for i in range(2)]
+    for i in range(2):
+        for key in ("pred_logits", "pred_boxes", "pred_masks"):
+            _close(both[key][i], alone[i][key][0])
+
+
+def test_zero_padding_changes_nothing_in_the_valid_region(tiny_model):
+    """Clips of different sizes padded into one batch give their unpadded results."""
+    a = torch.randn(3, 3, 61, 90)
+    b = torch.randn(3, 3, 96, 77)
+    batch = torch.zeros(2, 3, 3, 96, 90)
+    mask = torch.ones(2, 3, 96, 90, dtype=torch.bool)
+    batch[0, :, :, :61, :90], mask[0, :, :61, :90] = a, False
+    batch[1, :, :, :96, :77], mask[1, :, :96, :77] = b, False
+    with torch.no_grad():
+        out = tiny_model(batch, mask)
+        alone = [tiny_model(a[None]), tiny_model(b[None])]
+    assert out["pred_masks"].shape == (2, 2, 3, 24, 23)
+    for i, ref in enumerate(alone):
+        _close(out["pred_logits"][i], ref["pred_logits"][0])
+        _close(out["pred_boxes"][i], ref["pred_boxes"][0])
+        h, w = ref["pred_masks"].shape[-2:]
+        _close(out["pred_masks"][i, ..., :h, :w], ref["pred_masks"][0])
+        assert torch.isfinite(out["pred_masks"][i]).all()
+
+
+def test_pad_mask_without_padding_is_a_no_op(tiny_model):
+    clip = torch.randn(1, 3, 3, 64, 64)
+    with torch.no_grad():
+        a = tiny_model(clip)
+        b = tiny_model(clip, torch.zeros(1, 3, 64, 64, dtype=torch.bool))
+    _close(a["pred_masks"], b["pred_masks"], atol=0)
+
+
+def test_padding_inside_a_clip_follows_the_reference_masks(tiny_model):
+    """Padding that cannot be cropped (one frame smaller than the others) runs masked, finitely."""
+    clip = torch.randn(1, 3, 3, 64, 64)
+    mask = torch.zeros(1, 3, 64, 64, dtype=torch.bool)
+    mask[0, 1, :, 40:] = True
+    with torch.no_grad():
+        out = tiny_model(clip, mask)
+    assert all(torch.isfinite(v).all() for k, v in out.items())
+
+
+def test_gradients_reach_trainable_and_spare_frozen_parameters():
+    torch.manual_seed(0)
+    model = build_vistr(tiny_config(num_frames=2, num_instances=2, num_classes=3)).train()
+    with torch.no_grad():  # a generic point: non-zero offsets and biases (many start at zero)
+        for name, p in model.named_parameters():
+            if name.endswith("bias") and p.requires_grad:
+                p.normal_(0, 0.3 if "conv_offset" in name else 0.02)
+    out = model(torch.randn(1, 2, 3, 64, 64))
+    loss = out["pred_logits"].sum() + out["pred_boxes"].sum() + out["pred_masks"].sigmoid().sum()
+    loss = loss + sum(a["pred_logits"].sum() + a["pred_boxes"].sum() for a in out["aux_outputs"])
+    loss.backward()
+    # The first decoder self-attention sees tgt = 0: its values are the bias alone and its output
+    # does not depend on q/k, so its in_proj_weight gets an exactly zero gradient (as in DETR).
+    inert = "vistr.transformer.decoder.layers.0.self_attn.in_proj_weight"
+    frozen, trainable = [], []
+    for name, p in model.named_parameters():
+        (trainable if p.requires_grad else frozen).append(name)
+        if name == inert:
+            assert p.grad is not None
+        elif p.requires_grad:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+        else:
+            assert p.grad is None, name
+    body = "vistr.backbone.0.body."
+    assert set(frozen) == {
+        n for n, _ in model.named_parameters() if n.startswith((body + "conv1", body + "layer1"))
+    }
+    assert any(n.startswith(body + "layer2") for n in trainable)
+    assert not any("bn" in n or "downsample.1" in n for n, _ in model.named_parameters())
+
+
+def test_attention_equals_torch_multihead_attention():
+    from vistr_core.model.transformer import MultiheadAttention
+
+    torch.manual_seed(0)
+    ours = MultiheadAttention(48, 8, dropout=0.1).eval()
+    ref = torch.nn.MultiheadAttention(48, 8, dropout=0.1).eval()
+    ref.load_state_dict(ours.state_dict())
+    q, k, v = torch.randn(3, 2, 7, 48).unbind(0)
+    k = torch.randn(2, 11, 48)
+    v = torch.randn(2, 11, 48)
+    pad = torch.zeros(2, 11, dtype=torch.bool)
+    pad[1, 6:] = True
+    expected, _ = ref(q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), key_padding_mask=pad)
+    _close(ours(q, k, v, pad), expected.transpose(0, 1), atol=1e-5)
+    expected_self, _ = ref(q.transpose(0, 1), q.transpose(0, 1), q.transpose(0, 1))
+    _close(ours(q, q, q), expected_self.transpose(0, 1), atol=1e-5)
+
+
+def test_position_encoding_layout():
+    from vistr_core.model.position_encoding import PositionEmbeddingSine3D
+
+    pe = PositionEmbeddingSine3D(4)
+    pos = pe(torch.zeros(1, 2, 3, 5, dtype=torch.bool))  # [1, T, 12, h, w]
+    assert pos.shape == (1, 2, 12, 3, 5)
+    two_pi = 2 * torch.pi
+    # channel 0 = sin(t-coordinate), t normalized to (t+1)/T * 2pi; channel 4 = sin(y); 8 = sin(x)
+    torch.testing.assert_close(pos[0, 1, 0, 0, 0], torch.tensor(two_pi).sin(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(pos[0, 0, 1, 0, 0], torch.tensor(two_pi / 2).cos(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(pos[0, 0, 4, 2, 0], torch.tensor(two_pi).sin(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(pos[0, 0, 8, 0, 1], torch.tensor(two_pi * 2 / 5).sin(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        pos[0, 0, 10, 0, 1], torch.tensor(two_pi * 2 / 5 / 100).sin(), atol=1e-5, rtol=0
+    )
