@@ -27,15 +27,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
 from ..atomic import atomic_directory, atomic_write_json
 from ..errors import ConfigError
-from ..ops.masks import encode_masks
 from ..progress import ProgressCallback, ProgressUpdate, no_progress
+from .ytvis import track_json
 
 SHAPES = ("circle", "square", "triangle", "star", "ring", "cross")
 #: Hue (degrees) at the center of each category's color range.
@@ -250,40 +249,6 @@ def render_video(
     return frames, objects, visible
 
 
-def _track_json(ann_id: int, video_id: int, category_id: int, masks: np.ndarray) -> dict[str, Any]:
-    """A YouTube-VIS annotation for ``masks`` [T, H, W] (null entries where empty)."""
-    from pycocotools import mask as mask_utils
-
-    segmentations: list[Any] = []
-    bboxes: list[Any] = []
-    areas: list[Any] = []
-    rles = encode_masks(masks)
-    for mask, rle in zip(masks, rles, strict=True):
-        if not mask.any():
-            segmentations.append(None)
-            bboxes.append(None)
-            areas.append(None)
-            continue
-        segmentations.append(rle)
-        bboxes.append(
-            [float(v) for v in mask_utils.toBbox({"size": rle["size"], "counts": rle["counts"].encode()})]
-        )
-        areas.append(int(mask.sum()))
-    height, width = masks.shape[1:]
-    return {
-        "id": ann_id,
-        "video_id": video_id,
-        "category_id": category_id,
-        "iscrowd": 0,
-        "height": int(height),
-        "width": int(width),
-        "length": int(masks.shape[0]),
-        "segmentations": segmentations,
-        "bboxes": bboxes,
-        "areas": areas,
-    }
-
-
 def _write_split(
     split_dir: Path,
     split: str,
@@ -322,7 +287,7 @@ def _write_split(
         )
         for obj, masks in zip(objects, visible, strict=True):
             if masks.any():
-                annotations.append(_track_json(len(annotations) + 1, video_id, obj.category_id, masks))
+                annotations.append(track_json(len(annotations) + 1, video_id, obj.category_id, masks))
         progress(ProgressUpdate(task="videos", completed=v + 1, total=num_videos, description=split))
     dataset = {
         "info": {"description": f"vistr synthetic shapes ({split})", "version": "1", "year": 2026},

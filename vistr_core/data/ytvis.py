@@ -36,7 +36,7 @@ from pycocotools import mask as mask_utils
 
 from ..categories import CategoryMap
 from ..errors import DatasetError
-from ..ops.masks import to_compressed_rle
+from ..ops.masks import encode_masks, to_compressed_rle
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def resolve_split(root: str | Path, split: str = "train") -> SplitFiles:
     """
     root = Path(root)
     if root.is_file():
-        return SplitFiles(root, _image_root_beside(root))
+        return SplitFiles(root, image_root_beside(root))
     if not root.is_dir():
         raise DatasetError(
             f"dataset folder {root} does not exist; pass the folder holding your YouTube-VIS data"
@@ -132,7 +132,7 @@ def resolve_split(root: str | Path, split: str = "train") -> SplitFiles:
     )
 
 
-def _image_root_beside(ann_file: Path) -> Path:
+def image_root_beside(ann_file: Path) -> Path:
     if (ann_file.parent / "JPEGImages").is_dir():
         return ann_file.parent / "JPEGImages"
     return _image_root_for(ann_file.parent, ann_file.stem)
@@ -323,7 +323,7 @@ def load_ytvis(
 
     if annotation_file is not None:
         ann_path = Path(annotation_file)
-        root = Path(image_root) if image_root is not None else _image_root_beside(ann_path)
+        root = Path(image_root) if image_root is not None else image_root_beside(ann_path)
     elif data is not None:
         files = resolve_split(data, split)
         ann_path = files.annotation_file
@@ -334,3 +334,36 @@ def load_ytvis(
     problems = validate_annotations(raw, root if check_files else None, source=ann_path)
     raise_if_invalid(problems, ann_path)
     return YTVISIndex.from_dict(raw, root, annotation_file=ann_path)
+
+
+def track_json(ann_id: int, video_id: int, category_id: int, masks: np.ndarray) -> dict[str, Any]:
+    """A YouTube-VIS annotation for ``masks`` [T, H, W] bool: compressed RLE (``counts`` str),
+    ``bboxes`` (xywh pixels) and ``areas`` (pixel counts) per frame, null where the mask is empty."""
+    segmentations: list[Any] = []
+    bboxes: list[Any] = []
+    areas: list[Any] = []
+    rles = encode_masks(masks)
+    for mask, rle in zip(masks, rles, strict=True):
+        if not mask.any():
+            segmentations.append(None)
+            bboxes.append(None)
+            areas.append(None)
+            continue
+        segmentations.append(rle)
+        bboxes.append(
+            [float(v) for v in mask_utils.toBbox({"size": rle["size"], "counts": rle["counts"].encode()})]
+        )
+        areas.append(int(mask.sum()))
+    height, width = masks.shape[1:]
+    return {
+        "id": ann_id,
+        "video_id": video_id,
+        "category_id": category_id,
+        "iscrowd": 0,
+        "height": int(height),
+        "width": int(width),
+        "length": int(masks.shape[0]),
+        "segmentations": segmentations,
+        "bboxes": bboxes,
+        "areas": areas,
+    }
