@@ -1,12 +1,192 @@
-"""`vistr eval` (being built)."""
+"""`vistr eval`: the official YouTube-VIS metric on a results file, or on a checkpoint's predictions."""
 
 from __future__ import annotations
 
-from vistr_cli.errors import reports_errors
-from vistr_core.errors import VistrError
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from vistr_cli.errors import reports_errors, stderr
+from vistr_cli.options import AmpOpt, CheckpointOpt, DeviceOpt, ForceOpt
+from vistr_cli.progress import RichProgress
+from vistr_core.atomic import atomic_write_json, refuse_overwrite
+from vistr_core.config import InferConfig
+from vistr_core.errors import ConfigError, VistrError
+from vistr_core.eval import EvalResult, evaluate_ytvis, write_per_video_csv
+from vistr_core.eval.params import STAT_DEFINITIONS, STAT_NAMES
+
+USAGE = "give --gt GT.json --results RESULTS.json, or --data DIR --checkpoint CKPT [--split valid]"
 
 
 @reports_errors
-def evaluate() -> None:
-    """Not available yet in this build."""
-    raise VistrError("vistr eval is not available yet in this build")
+def evaluate(
+    gt: Annotated[
+        Path | None,
+        typer.Option(
+            "--gt", help="Ground-truth YouTube-VIS JSON (videos, categories, annotations with masks)."
+        ),
+    ] = None,
+    results: Annotated[
+        Path | None,
+        typer.Option(
+            "--results", "-r", help="YouTube-VIS results JSON list (or a submission .zip) to score."
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Dataset root: predict --split with --checkpoint, then score."),
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option("--split", help="Split of --data to predict and score [default: valid].")
+    ] = None,
+    checkpoint: CheckpointOpt = None,
+    device: DeviceOpt = "auto",
+    amp: AmpOpt = False,
+    json_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--json",
+            help="Write the 12 statistics and per-category AP here. With --data, results.json goes beside it "
+            "[default with --data: <checkpoint folder>/eval_<split>/metrics.json].",
+            dir_okay=False,
+        ),
+    ] = None,
+    per_video: Annotated[
+        Path | None,
+        typer.Option(
+            "--per-video", help="Write a CSV row per (video, category) to find bad videos.", dir_okay=False
+        ),
+    ] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Score video instance segmentation with the official YouTube-VIS metric (AP, AP50, AP75, APs/m/l, AR1/10/100, ARs/m/l)."""
+    file_mode = gt is not None or results is not None
+    model_mode = data is not None or checkpoint is not None or split is not None
+    if file_mode and model_mode:
+        raise ConfigError(f"--gt/--results score a file, --data/--checkpoint/--split run a model; {USAGE}")
+    if file_mode:
+        if gt is None or results is None:
+            raise ConfigError(f"--gt and --results go together; {USAGE}")
+        if device != "auto" or amp:
+            raise ConfigError(
+                "--device and --amp only apply with --data/--checkpoint; drop them to score a file"
+            )
+        _refuse_outputs([json_out, per_video], force)
+        with RichProgress(transient=True) as progress:
+            result = evaluate_ytvis(gt, results, per_video=per_video is not None, progress=progress)
+    elif model_mode:
+        result, json_out = _predict_and_score(
+            data, split or "valid", checkpoint, device, amp, json_out, per_video, force
+        )
+    else:
+        raise ConfigError(f"nothing to score; {USAGE}")
+
+    _print_report(result)
+    _write_outputs(result, json_out, per_video)
+
+
+def _refuse_outputs(paths: list[Path | None], force: bool) -> None:
+    for path in paths:
+        if path is not None:
+            refuse_overwrite(path, force=force, what="output")
+
+
+def _predict_and_score(
+    data: Path | None,
+    split: str,
+    checkpoint: Path | None,
+    device: str,
+    amp: bool,
+    json_out: Path | None,
+    per_video: Path | None,
+    force: bool,
+) -> tuple[EvalResult, Path]:
+    """Run the checkpoint over the split (the `vistr segment` predictor), keep results.json beside the
+    metrics JSON, score it. Returns the result and the metrics path."""
+    if data is None or checkpoint is None:
+        raise ConfigError(f"--data and --checkpoint go together; {USAGE}")
+    metrics_path = json_out or checkpoint.parent / f"eval_{split}" / "metrics.json"
+    results_path = metrics_path.parent / "results.json"
+    if metrics_path.name == results_path.name:
+        raise ConfigError(
+            f"--json {metrics_path}: that name is taken by the predictions; choose e.g. metrics.json"
+        )
+    _refuse_outputs([metrics_path, results_path, per_video], force)
+    try:
+        from vistr_core.inference.split import predict_split
+    except ImportError as err:
+        raise VistrError(
+            f"evaluating a checkpoint needs vistr_core.inference.split, which this build lacks ({err}); "
+            "run vistr segment and score with --gt/--results"
+        ) from None
+
+    infer = InferConfig(amp=True) if amp else None
+    with RichProgress() as progress:
+        predictions, ground_truth = predict_split(
+            data, split, checkpoint, device=device, infer=infer, progress=progress
+        )
+        # Written before scoring: the predictions are a complete, reusable file on their own.
+        atomic_write_json(results_path, predictions)
+        result = evaluate_ytvis(ground_truth, predictions, per_video=per_video is not None, progress=progress)
+    stderr.print(f"wrote {escape(str(results_path))}")
+    return result, metrics_path
+
+
+def _value(value: float) -> str:
+    return "[dim]n/a[/]" if value < 0 else f"{value:.4f}"
+
+
+def _print_report(result: EvalResult) -> None:
+    console = Console(highlight=False)
+    for note in result.warnings:
+        stderr.print(f"[yellow]warning:[/] {escape(note)}")
+    table = Table(
+        title=f"YouTube-VIS metric: {result.num_predictions} predictions, {result.num_videos} videos, "
+        f"{result.num_gt_tracks} ground-truth tracks",
+        title_justify="left",
+    )
+    for column, justify in (
+        ("metric", "left"),
+        ("value", "right"),
+        ("IoU", "left"),
+        ("area", "left"),
+        ("maxDets", "right"),
+    ):
+        table.add_column(column, justify=justify)
+    for name in STAT_NAMES:
+        _, iou, area, max_det = STAT_DEFINITIONS[name]
+        table.add_row(
+            name, _value(result.stats[name]), ".50:.95" if iou is None else f"{iou:.2f}", area, str(max_det)
+        )
+    console.print(table)
+
+    cats = Table(title="per-category AP (IoU .50:.95, area all, maxDets 100)", title_justify="left")
+    for column, justify in (
+        ("id", "right"),
+        ("category", "left"),
+        ("AP", "right"),
+        ("GT tracks", "right"),
+        ("predictions", "right"),
+    ):
+        cats.add_column(column, justify=justify)
+    for cid, row in result.per_category.items():
+        cats.add_row(
+            str(cid), escape(str(row["name"])), _value(row["AP"]), str(row["num_gt"]), str(row["num_dt"])
+        )
+    console.print(cats)
+
+
+def _write_outputs(result: EvalResult, json_out: Path | None, per_video: Path | None) -> None:
+    written: list[Any] = []
+    if json_out is not None:
+        atomic_write_json(json_out, result.to_json(), indent=2)
+        written.append(json_out)
+    if per_video is not None and result.units is not None:
+        write_per_video_csv(result.units, per_video)
+        written.append(per_video)
+    for path in written:
+        stderr.print(f"wrote {escape(str(path))}")

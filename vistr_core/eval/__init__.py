@@ -2,6 +2,7 @@
 
 from .loading import GroundTruth, Track, Video, load_ground_truth, load_results
 from .params import AREA_LABELS, AREA_RANGES, IOU_THRESHOLDS, MAX_DETS, RECALL_THRESHOLDS, STAT_NAMES
+from .report import PER_VIDEO_COLUMNS, per_video_rows, write_per_video_csv
 from .ytvis_eval import EvalResult, UnitReport, evaluate_ytvis
 
 __all__ = [
@@ -9,6 +10,7 @@ __all__ = [
     "AREA_RANGES",
     "IOU_THRESHOLDS",
     "MAX_DETS",
+    "PER_VIDEO_COLUMNS",
     "RECALL_THRESHOLDS",
     "STAT_NAMES",
     "EvalResult",
@@ -19,4 +21,6 @@ __all__ = [
     "evaluate_ytvis",
     "load_ground_truth",
     "load_results",
+    "per_video_rows",
+    "write_per_video_csv",
 ]
