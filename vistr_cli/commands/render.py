@@ -1,12 +1,120 @@
-"""`vistr render` (being built)."""
+"""`vistr render`: colored overlays of results (or ground truth) on their video."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
 from vistr_cli.errors import reports_errors
-from vistr_core.errors import VistrError
+from vistr_cli.options import ForceOpt
+from vistr_cli.progress import RichProgress
+from vistr_core.errors import ConfigError
+from vistr_core.render import OverlayStyle, RenderRequest, RenderSummary, run_render
+
+_KIND = {"video": "video", "gif": "GIF", "frames": "PNG frames"}
 
 
 @reports_errors
-def render() -> None:
-    """Not available yet in this build."""
-    raise VistrError("vistr render is not available yet in this build")
+def render(
+    results: Annotated[
+        Path | None,
+        typer.Argument(
+            help="results.json from `vistr segment` (or any YouTube-VIS results list).", dir_okay=False
+        ),
+    ] = None,
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="overlay.mp4 (H.264), overlay.gif, or a folder (PNG frames NNNNN.png)."
+        ),
+    ] = ...,  # type: ignore[assignment]
+    video: Annotated[
+        Path | None,
+        typer.Option(
+            "--video", help="Source video file or frame folder (default: the source named in meta.json)."
+        ),
+    ] = None,
+    alpha: Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Mask opacity, 0-1.")] = 0.5,
+    contours: Annotated[bool, typer.Option("--contours/--no-contours", help="Outline each mask.")] = True,
+    boxes: Annotated[bool, typer.Option("--boxes/--no-boxes", help="Draw bounding boxes.")] = False,
+    labels: Annotated[
+        bool, typer.Option("--labels/--no-labels", help="Label each instance: class, score, #track.")
+    ] = True,
+    score_thr: Annotated[
+        float, typer.Option("--score-thr", min=0.0, max=1.0, help="Hide tracks scoring below this.")
+    ] = 0.5,
+    legend: Annotated[
+        bool,
+        typer.Option(
+            "--legend/--no-legend", help="Add a panel listing every track (colour, id, class, score)."
+        ),
+    ] = False,
+    gt: Annotated[
+        Path | None,
+        typer.Option(
+            "--gt",
+            help="YouTube-VIS annotation JSON: draw its ground truth (left of RESULTS if given).",
+            dir_okay=False,
+        ),
+    ] = None,
+    video_id: Annotated[
+        int | None, typer.Option("--video-id", help="Which video of a multi-video --gt or results file.")
+    ] = None,
+    frames_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--frames-root", help="Folder holding --gt's file_names (default: guessed beside --gt)."
+        ),
+    ] = None,
+    start: Annotated[int | None, typer.Option("--start", min=0, help="First source frame to draw.")] = None,
+    end: Annotated[int | None, typer.Option("--end", min=1, help="Stop before this source frame.")] = None,
+    fps: Annotated[
+        float | None,
+        typer.Option("--fps", min=0.01, help="Output frame rate (default: the source's; 6 for --gt frames)."),
+    ] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Draw colored masks, contours, labels and track ids over a video, one stable colour per track.
+
+    [bold]Examples[/]
+
+      vistr render out/clip/results.json -o clip_overlay.mp4
+      vistr render results.json --video clip.mp4 -o frames/ --boxes --legend
+      vistr render --gt valid.json --video-id 3 --frames-root valid/JPEGImages -o gt.mp4
+      vistr render results.json --gt valid.json --video-id 3 -o side_by_side.mp4
+    """
+    if start is not None and end is not None and end <= start:
+        raise ConfigError(f"--end {end} must be greater than --start {start}")
+    style = OverlayStyle(
+        alpha=alpha, contours=contours, boxes=boxes, labels=labels, legend=legend, score_thr=score_thr
+    )
+    request = RenderRequest(
+        output=output,
+        results=results,
+        video=video,
+        gt=gt,
+        video_id=video_id,
+        frames_root=frames_root,
+        style=style,
+        start=start,
+        end=end,
+        fps=fps,
+        force=force,
+    )
+    with RichProgress(transient=True) as progress:
+        summary = run_render(request, progress=progress)
+    _report(summary)
+
+
+def _report(summary: RenderSummary) -> None:
+    console = Console(highlight=False)
+    what = _KIND[summary.kind] + (f", {summary.codec}" if summary.kind == "video" else "")
+    console.print(
+        f"[green]wrote[/] {escape(str(summary.output))} ({what}): {summary.frames} frames, "
+        f"{summary.width}x{summary.height} @ {summary.fps:.3g} fps, {summary.tracks} tracks, "
+        f"{summary.seconds:.1f} s ({summary.frames / max(summary.seconds, 1e-9):.0f} frames/s)"
+    )

@@ -118,6 +118,7 @@ class VideoSource:
         end: int | None = None,
         stride: int = 1,
         fps: float | None = None,
+        frame_files: Sequence[Path] | None = None,
     ) -> None:
         if start < 0 or stride < 1 or (end is not None and end <= start):
             raise ConfigError(
@@ -131,9 +132,9 @@ class VideoSource:
         self._closed = False
         self._iterations: weakref.WeakSet = weakref.WeakSet()
         self.kind: Literal["file", "frames"]
-        if path.is_dir():
+        if frame_files is not None or path.is_dir():
             self.kind = "frames"
-            self._open_folder(fps)
+            self._open_folder(fps, frame_files)
         else:
             self.kind = "file"
             self._open_file(fps)
@@ -145,12 +146,16 @@ class VideoSource:
 
     # -- frame folders -------------------------------------------------------------------------
 
-    def _open_folder(self, fps: float | None) -> None:
-        self._frame_paths = _list_frames(self.path)
+    def _open_folder(self, fps: float | None, frame_files: Sequence[Path] | None) -> None:
+        self._frame_paths = list(frame_files) if frame_files is not None else _list_frames(self.path)
         if not self._frame_paths:
             raise VideoError(
                 f"{self.path} contains no frame images ({', '.join(sorted(IMAGE_EXTENSIONS))}); "
                 "pass a video file or a folder of frames"
+            )
+        if not self._frame_paths[0].is_file():
+            raise VideoError(
+                f"frame {self._frame_paths[0]} does not exist; check the frames folder (--frames-root)"
             )
         first = self._read_image(self._frame_paths[0])
         self.height, self.width = first.shape[:2]
@@ -163,8 +168,14 @@ class VideoSource:
         # imdecode(fromfile) rather than imread: it also reads non-ASCII paths on Windows.
         try:
             data = np.fromfile(path, dtype=np.uint8)
+        except FileNotFoundError:
+            raise VideoError(
+                f"frame {path} does not exist; check the frames folder (--frames-root)"
+            ) from None
         except OSError as err:
-            raise VideoError(f"cannot read frame {path}: {err}; check the file's permissions") from None
+            raise VideoError(
+                f"cannot read frame {path}: {_reason(err)}; check the file's permissions"
+            ) from None
         bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
         if bgr is None:
             raise VideoError(f"cannot decode frame {path}; is it an image? Remove or replace it")
@@ -346,6 +357,25 @@ def open_video(
     if not path.exists():
         raise VideoError(f"no such video or frame folder {path}; check the path")
     return VideoSource(path, start=start, end=end, stride=stride, fps=fps)
+
+
+def open_frame_files(
+    files: Sequence[str | os.PathLike[str]],
+    *,
+    start: int = 0,
+    end: int | None = None,
+    stride: int = 1,
+    fps: float | None = None,
+) -> VideoSource:
+    """A :class:`VideoSource` over an explicit list of image files, in the order given.
+
+    For datasets that list their frames (YouTube-VIS ``file_names``). ``path`` is the first
+    frame's folder; ``frame_names`` are the files' names. Other arguments as in :func:`open_video`.
+    """
+    paths = [Path(f).expanduser() for f in files]
+    if not paths:
+        raise VideoError("no frame files given; pass at least one image")
+    return VideoSource(paths[0].parent, start=start, end=end, stride=stride, fps=fps, frame_files=paths)
 
 
 def _has_images(folder: Path) -> bool:
