@@ -1,0 +1,108 @@
+"""Linking and track statistics, and the per-window post-processing against the reference recipe."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vistr_core.inference.predictor import mask_logit_threshold, postprocess, upsample_masks
+from vistr_core.inference.tracker import (
+    TrackBook,
+    active_slots,
+    link_slots,
+    majority_class,
+    sequence_iou,
+)
+
+
+def test_sequence_iou_matches_numpy():
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(4, 3, 10, 12, generator=gen) > 0.6
+    b = torch.rand(5, 3, 10, 12, generator=gen) > 0.6
+    b[2] = False
+    a[1] = False
+    got = sequence_iou(a, b).numpy()
+    for i in range(4):
+        for j in range(5):
+            inter = np.logical_and(a[i].numpy(), b[j].numpy()).sum()
+            union = np.logical_or(a[i].numpy(), b[j].numpy()).sum()
+            assert got[i, j] == pytest.approx(inter / union if union else 0.0)
+
+
+def test_link_slots_recovers_a_permutation_and_respects_thresholds():
+    gen = torch.Generator().manual_seed(1)
+    masks = torch.rand(4, 2, 16, 16, generator=gen) > 0.5
+    perm = torch.tensor([2, 0, 3, 1])  # later slot j shows earlier object perm[j]
+    later = masks[perm]
+    classes = torch.tensor([1, 2, 3, 4])
+    pairs = link_slots(sequence_iou(masks, later), classes, classes[perm], link_iou=0.5, class_penalty=0.5)
+    assert sorted(pairs) == sorted((int(perm[j]), j) for j in range(4))
+    # the same masks with a disagreeing majority class lose 0.5 of affinity: IoU 1 - 0.5 still links at 0.5 ...
+    wrong = classes[perm].clone()
+    wrong[0] = 9
+    pairs = link_slots(sequence_iou(masks, later), classes, wrong, link_iou=0.5, class_penalty=0.5)
+    assert (int(perm[0]), 0) in pairs
+    # ... but not when a stricter link threshold is asked for
+    pairs = link_slots(sequence_iou(masks, later), classes, wrong, link_iou=0.6, class_penalty=0.5)
+    assert (int(perm[0]), 0) not in pairs and len(pairs) == 3
+    # disjoint masks never link
+    empty = torch.zeros(4, 2, 16, 16, dtype=torch.bool)
+    assert link_slots(sequence_iou(masks, empty), classes, classes, link_iou=0.5, class_penalty=0.5) == []
+
+
+def test_majority_class_ties_go_to_lowest_index():
+    labels = torch.tensor([[3, 3, 1, 1, 2], [5, 5, 5, 0, 0], [4, 4, 4, 4, 4]])
+    assert majority_class(labels).tolist() == [1, 5, 4]
+
+
+def test_track_book_scores_classes_filters_and_renumbers():
+    book = TrackBook()
+    a, b, c = book.new_track(), book.new_track(), book.new_track()
+    for p, (score, label) in enumerate([(0.9, 2), (0.7, 2), (0.8, 1)]):
+        book.tracks[b].add_frame(p + 3, score, label, nonempty=True)
+    book.tracks[a].add_frame(5, 0.4, 1, nonempty=True)
+    book.tracks[a].add_frame(6, 0.2, 1, nonempty=False)
+    book.tracks[c].add_frame(0, 0.99, 3, nonempty=False)  # never visible: dropped
+    tracks = book.finalize()
+    assert [(t.track_id, t.provisional_id) for t in tracks] == [(1, b), (2, a)]  # by first appearance
+    assert tracks[0].score == pytest.approx(0.8) and tracks[0].label == 2
+    assert tracks[1].score == pytest.approx(0.3) and tracks[1].num_frames == 1
+    assert [t.provisional_id for t in book.finalize(score_thr=0.5)] == [b]
+    assert [t.provisional_id for t in book.finalize(min_track_len=2)] == [b]
+    assert [t.provisional_id for t in book.finalize(max_tracks=1)] == [b]
+
+
+def test_postprocess_follows_the_reference_recipe():
+    gen = torch.Generator().manual_seed(2)
+    logits = torch.randn(2, 3, 4, 6, generator=gen) * 3  # B=2, n=3, T=4, K+1=6
+    masks = torch.randn(2, 3, 4, 5, 7, generator=gen)
+    preds = postprocess(logits, masks, unused_classes=[0])
+    for b in range(2):
+        probs = torch.softmax(logits[b], -1)[..., :-1].numpy()
+        probs[..., 0] = -1
+        np.testing.assert_allclose(preds[b].scores.numpy(), probs.max(-1), rtol=1e-6)
+        np.testing.assert_array_equal(preds[b].labels.numpy(), probs.argmax(-1))
+        assert (preds[b].labels != 0).all()
+    assert torch.equal(preds[1].mask_logits, masks[1])
+
+
+def test_upsample_is_bilinear_logits_then_sigmoid_threshold():
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.randn(3, 9, 13, generator=gen)
+    got = upsample_masks(logits, (37, 50), mask_logit_threshold(0.5))
+    ref = F.interpolate(logits[None], size=(37, 50), mode="bilinear", align_corners=False)[0].sigmoid() > 0.5
+    assert got.dtype == torch.bool and torch.equal(got, ref)
+    strict = upsample_masks(logits, (37, 50), mask_logit_threshold(0.8))
+    ref8 = F.interpolate(logits[None], size=(37, 50), mode="bilinear", align_corners=False)[0].sigmoid() > 0.8
+    assert (strict != ref8).sum() <= 2  # equal up to float rounding at the boundary
+    assert upsample_masks(logits[:0], (4, 4), 0.0).shape == (0, 4, 4)
+
+
+def test_active_slots_ignore_padded_frames():
+    logits = torch.full((3, 4, 2, 2), -1.0)
+    logits[0, 1, 0, 0] = 2.0
+    logits[2, 3, 1, 1] = 2.0  # only in a padded position
+    assert active_slots(logits, num_real=3, logit_thr=0.0).tolist() == [0]
+    assert active_slots(logits, num_real=4, logit_thr=0.0).tolist() == [0, 2]
