@@ -58,7 +58,7 @@ def ce(row: list[float], cls: int) -> float:
 def test_known_values():
     outputs, target = one_instance_case()
     criterion = build_criterion(NUM_CLASSES, TrainConfig())
-    losses = criterion(outputs, [target], image_size=(4, 4))
+    losses = criterion(outputs, [target])
     rows = outputs["pred_logits"][0].tolist()
     # slot 0 frame 0 -> class 1 (weight 1); slot 0 frame 1 (target absent) and slot 1 -> no-object (0.1)
     expected_ce = (
@@ -85,7 +85,7 @@ def test_gradients_are_finite():
     outputs["aux_outputs"] = [
         {"pred_logits": outputs["pred_logits"] * 0.5, "pred_boxes": outputs["pred_boxes"] * 0.9}
     ]
-    losses = build_criterion(NUM_CLASSES, TrainConfig())(outputs, [target], image_size=(4, 4))
+    losses = build_criterion(NUM_CLASSES, TrainConfig())(outputs, [target])
     assert {"loss_ce_0", "loss_bbox_0", "loss_giou_0"} <= set(losses)
     assert "loss_mask_0" not in losses
     losses["loss"].backward()
@@ -97,12 +97,10 @@ def test_gradients_are_finite():
 def test_aux_layers_are_matched_and_weighted_like_the_last():
     outputs, target = one_instance_case()
     aux = {"pred_logits": outputs["pred_logits"].detach(), "pred_boxes": outputs["pred_boxes"].detach()}
-    with_aux = build_criterion(NUM_CLASSES, TrainConfig())(
-        {**outputs, "aux_outputs": [aux]}, [target], (4, 4)
-    )
+    with_aux = build_criterion(NUM_CLASSES, TrainConfig())({**outputs, "aux_outputs": [aux]}, [target])
     for name in ("loss_ce", "loss_bbox", "loss_giou"):
         assert with_aux[f"{name}_0"].item() == pytest.approx(with_aux[name].item(), rel=1e-6)
-    plain = build_criterion(NUM_CLASSES, TrainConfig())(outputs, [target], (4, 4))
+    plain = build_criterion(NUM_CLASSES, TrainConfig())(outputs, [target])
     extra = with_aux["loss_ce"] + 5 * with_aux["loss_bbox"] + 2 * with_aux["loss_giou"]
     assert with_aux["loss"].item() == pytest.approx((plain["loss"] + extra).item(), rel=1e-5)
 
@@ -115,7 +113,7 @@ def test_zero_targets_give_only_no_object_ce():
         torch.zeros(0, 2, dtype=torch.bool),
         torch.zeros(0, 2, 4, 4, dtype=torch.bool),
     )
-    losses = build_criterion(NUM_CLASSES, TrainConfig())(outputs, [empty], image_size=(4, 4))
+    losses = build_criterion(NUM_CLASSES, TrainConfig())(outputs, [empty])
     rows = outputs["pred_logits"][0].tolist()
     expected = sum(ce(r, 2) for slot in rows for r in slot) / 4  # weights cancel: all 0.1
     assert losses["loss_ce"].item() == pytest.approx(expected, rel=1e-5)
@@ -128,20 +126,37 @@ def test_zero_targets_give_only_no_object_ce():
 def test_normalized_by_valid_pairs_over_the_batch():
     # the same clip twice: per-pair sums double, the number of valid pairs doubles -> same values
     outputs, target = one_instance_case()
-    single = build_criterion(NUM_CLASSES, TrainConfig())(outputs, [target], (4, 4))
+    single = build_criterion(NUM_CLASSES, TrainConfig())(outputs, [target])
     doubled = {k: torch.cat([v, v]) for k, v in outputs.items()}
-    double = build_criterion(NUM_CLASSES, TrainConfig())(doubled, [target, target], (4, 4))
+    double = build_criterion(NUM_CLASSES, TrainConfig())(doubled, [target, target])
     for key in ("loss_ce", "loss_bbox", "loss_giou", "loss_mask", "loss_dice"):
         assert double[key].item() == pytest.approx(single[key].item(), rel=1e-5)
 
 
-def test_masks_padded_into_the_batch_frame():
-    # a 2x2 clip in a 4x4 padded batch: the target is zero on the padding
-    outputs, target = one_instance_case()
-    small = clip_targets(target.labels, target.boxes, target.valid, target.masks[..., :2, :2])
-    losses = build_criterion(NUM_CLASSES, TrainConfig())(outputs, [small], image_size=(4, 4))
-    full = build_criterion(NUM_CLASSES, TrainConfig())(outputs, [target], image_size=(4, 4))
-    assert losses["loss_mask"].item() == pytest.approx(full["loss_mask"].item(), rel=1e-6)
+def test_padding_changes_nothing():
+    """A 4x4 clip batched with an 8x8 clip (so padded to 8x8, its mask logits padded with junk)
+    gives the same per-pair mask and box sums as each clip alone."""
+    small_out, small = one_instance_case(mask_logit=0.3)
+    big_out, big_small = one_instance_case(mask_logit=-0.7)
+    big_masks = torch.zeros(1, 2, 8, 8, dtype=torch.bool)
+    big_masks[0, 0, 2:7, 1:5] = True
+    big = clip_targets(big_small.labels, big_small.boxes, big_small.valid, big_masks)
+    big_out["pred_masks"] = torch.randn(1, 2, 2, 2, 2)
+    padded_small = torch.full((1, 2, 2, 2, 2), 99.0)  # junk outside the small clip's valid 1x1
+    padded_small[..., :1, :1] = small_out["pred_masks"]
+    batched = {
+        "pred_logits": torch.cat([small_out["pred_logits"], big_out["pred_logits"]]),
+        "pred_boxes": torch.cat([small_out["pred_boxes"], big_out["pred_boxes"]]),
+        "pred_masks": torch.cat([padded_small, big_out["pred_masks"]]),
+    }
+    criterion = build_criterion(NUM_CLASSES, TrainConfig())
+    together = criterion(batched, [small, big])
+    alone = [criterion(small_out, [small]), criterion(big_out, [big])]
+    for key in ("loss_mask", "loss_dice", "loss_bbox", "loss_giou"):
+        # one valid pair per clip: the batch normalizes by 2, each clip alone by 1
+        assert 2 * together[key].item() == pytest.approx(
+            alone[0][key].item() + alone[1][key].item(), rel=1e-5
+        )
 
 
 def test_focal_and_dice_reduce_to_known_limits():

@@ -7,7 +7,7 @@ Every (instance, frame) pair is one supervised "box" (vistr-facts section 4.2):
   instance is absent) is "no object", down-weighted by ``eos_coef``. Weighted mean, as in DETR.
 - ``loss_bbox`` (L1) and ``loss_giou`` (1 - GIoU) over the matched valid frames.
 - ``loss_mask`` (sigmoid focal, mean over pixels per mask) and ``loss_dice`` over the matched valid
-  frames, predictions upsampled bilinearly from H/4 to the padded input size.
+  frames, predictions upsampled bilinearly from H/4 to the clip's input size.
 - The same class and box terms for each earlier decoder layer (``aux_outputs``), each with its own
   matching, named ``loss_ce_0``, ``loss_bbox_0``, ...
 
@@ -89,26 +89,10 @@ def dice_loss(logits: Tensor, targets: Tensor, num_pairs: Tensor) -> Tensor:
     return (1 - numerator / denominator).sum() / num_pairs
 
 
-def matched_target_masks(pairs: Pairs, targets: Sequence[ClipTargets], size: tuple[int, int]) -> Tensor:
-    """[P, H, W] float target masks of the matched pairs, zero-padded (bottom/right) to ``size``."""
-    batch, _, frame, instance = pairs
-    height, width = size
-    parts = []
-    for b, target in enumerate(targets):
-        keep = batch == b
-        if not keep.any():
-            continue
-        masks = target.masks[instance[keep], frame[keep]].float()  # [P_b, h_b, w_b]
-        h, w = masks.shape[-2:]
-        parts.append(F.pad(masks, (0, width - w, 0, height - h)))
-    return torch.cat(parts)
-
-
 def mask_losses(
     pred_masks: Tensor,
     pairs: Pairs,
     targets: Sequence[ClipTargets],
-    image_size: tuple[int, int],
     num_pairs: Tensor,
     *,
     alpha: float,
@@ -116,19 +100,32 @@ def mask_losses(
 ) -> tuple[Tensor, Tensor]:
     """Focal and dice losses of the matched (slot, frame) masks.
 
+    Each clip's predictions are cropped to its unpadded area (``ceil(h/4) x ceil(w/4)``) and
+    upsampled bilinearly (``align_corners=False``) to its unpadded size ``(h, w)``, where its
+    target masks live. For one unpadded clip this is the reference's computation (upsampling to
+    the input size); with padding, padding pixels are simply not supervised, so a clip's losses do
+    not depend on what it is batched with.
+
     Args:
-        pred_masks: [B, n, T, H/4, W/4] logits.
-        image_size: (H, W) of the padded input frames.
+        pred_masks: [B, n, T, ceil(H/4), ceil(W/4)] logits.
     """
-    batch, slot, frame, _ = pairs
+    batch, slot, frame, instance = pairs
     if slot.numel() == 0:
         # Keep the mask head in the graph (DDP expects a gradient for every parameter).
         zero = pred_masks.sum() * 0
         return zero, zero
-    src = pred_masks[batch, slot, frame].float()[:, None]  # [P, 1, h, w]
-    src = F.interpolate(src, size=image_size, mode="bilinear", align_corners=False)[:, 0]
-    tgt = matched_target_masks(pairs, targets, image_size).to(src.device)
-    return focal_loss(src, tgt, num_pairs, alpha=alpha, gamma=gamma), dice_loss(src, tgt, num_pairs)
+    focal, dice = [], []
+    for b, target in enumerate(targets):
+        keep = batch == b
+        if not keep.any():
+            continue
+        height, width = target.size
+        src = pred_masks[b, slot[keep], frame[keep], : -(-height // 4), : -(-width // 4)].float()
+        src = F.interpolate(src[:, None], size=(height, width), mode="bilinear", align_corners=False)[:, 0]
+        tgt = target.masks[instance[keep], frame[keep]].to(src.device, src.dtype)
+        focal.append(focal_loss(src, tgt, num_pairs, alpha=alpha, gamma=gamma))
+        dice.append(dice_loss(src, tgt, num_pairs))
+    return torch.stack(focal).sum(), torch.stack(dice).sum()
 
 
 def num_valid_pairs(targets: Sequence[ClipTargets], device: torch.device) -> Tensor:
@@ -170,15 +167,12 @@ class SetCriterion(nn.Module):
         class_weight[-1] = eos_coef
         self.register_buffer("class_weight", class_weight)
 
-    def forward(
-        self, outputs: Mapping[str, Tensor], targets: Sequence[ClipTargets], image_size: tuple[int, int]
-    ) -> dict[str, Tensor]:
+    def forward(self, outputs: Mapping[str, Tensor], targets: Sequence[ClipTargets]) -> dict[str, Tensor]:
         """
         Args:
             outputs: the model's dict (``pred_logits``, ``pred_boxes``, ``pred_masks``, optional
                 ``aux_outputs``).
             targets: B clips' targets on the outputs' device.
-            image_size: (H, W) of the padded input frames.
         Returns:
             ``loss_ce``, ``loss_bbox``, ``loss_giou``, ``loss_mask``, ``loss_dice``, the aux terms
             ``loss_ce_0`` ... and ``loss``, the weighted total (scalars).
@@ -188,7 +182,7 @@ class SetCriterion(nn.Module):
         losses = self._sequence_losses(outputs, targets, pairs, num_pairs)
         if "pred_masks" in outputs:
             losses["loss_mask"], losses["loss_dice"] = mask_losses(
-                outputs["pred_masks"], pairs, targets, image_size, num_pairs,
+                outputs["pred_masks"], pairs, targets, num_pairs,
                 alpha=self.focal_alpha, gamma=self.focal_gamma,
             )  # fmt: skip
         for layer, aux in enumerate(outputs.get("aux_outputs", ())):

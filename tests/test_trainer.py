@@ -1,0 +1,144 @@
+"""The training loop: exact resume, divergence, interruption, run-folder rules (CPU, tiny model)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+
+import pytest
+import torch
+
+from vistr_core.data.synthetic import generate_synthetic
+from vistr_core.engine.checkpoint import read_checkpoint
+from vistr_core.engine.trainer import TrainingDivergedError, train
+from vistr_core.errors import CheckpointError, ConfigError, OutputExistsError
+from vistr_core.losses import SetCriterion
+from vistr_core.presets import get_preset
+
+FAST = {"workers": 0, "log_every": 1, "checkpoint_every": 0}
+
+
+def micro_preset():
+    """``tiny`` made smaller still: a few seconds per run on a CPU."""
+    tiny = get_preset("tiny")
+    model = dataclasses.replace(
+        tiny.model,
+        hidden_dim=96,
+        dim_feedforward=128,
+        enc_layers=1,
+        dec_layers=2,
+        num_frames=4,
+        num_instances=3,
+    )
+    data = dataclasses.replace(
+        tiny.data, short_side=40, max_size=56, train_scales=(32, 40), train_max_size=56, photometric=False
+    )
+    return dataclasses.replace(tiny, name="micro", model=model, data=data)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth") / "data"
+    generate_synthetic(root, videos=4, valid_videos=1, frames=6, size=(48, 64), seed=3)
+    return root
+
+
+def run(dataset, out, **kwargs):
+    overrides = {**FAST, **kwargs.pop("overrides", {})}
+    return train(dataset, preset=micro_preset(), out_dir=out, overrides=overrides, device="cpu", **kwargs)
+
+
+def weights(path):
+    return read_checkpoint(path)["model"]
+
+
+def losses_logged(run_dir):
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k not in ("it_s", "data_s")} for line in lines]
+
+
+def test_resume_continues_exactly(dataset, tmp_path):
+    # 4 clips per epoch at batch 1: the split at step 3 is mid-epoch, and the resumed half crosses
+    # the epoch boundary (scheduler step, new shuffle) at step 4.
+    straight = run(dataset, tmp_path / "straight", overrides={"max_iters": 6})
+    first = run(dataset, tmp_path / "split", overrides={"max_iters": 3})
+    assert (first.steps, first.epoch) == (3, 0)
+    second = run(dataset, tmp_path / "split", overrides={"max_iters": 6}, resume=True)
+    assert second.steps == 6 and second.resumed_from == tmp_path / "split" / "last.pt"
+    a, b = weights(straight.last_checkpoint), weights(second.last_checkpoint)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # the log of the interrupted + resumed run reads like the uninterrupted one, loss for loss
+    assert losses_logged(tmp_path / "straight") == losses_logged(tmp_path / "split")
+
+
+def test_checkpoint_contents_and_run_folder(dataset, tmp_path):
+    summary = run(dataset, tmp_path / "r", overrides={"max_iters": 2, "checkpoint_every": 2})
+    files = sorted(p.name for p in (tmp_path / "r").iterdir())
+    assert files == ["ckpt_000002.pt", "config.json", "last.pt", "metrics.jsonl"]
+    ckpt = read_checkpoint(summary.last_checkpoint)  # weights_only=True
+    for key in (
+        "format",
+        "schema",
+        "config",
+        "categories",
+        "model",
+        "optimizer",
+        "scheduler",
+        "scaler",
+        "rng",
+    ):
+        assert key in ckpt
+    assert (ckpt["step"], ckpt["epoch"], ckpt["epoch_batches"], ckpt["world_size"]) == (2, 0, 2, 1)
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["model"]["num_classes"] == 3  # the synthetic set's categories, not the preset's 1
+    assert config["categories"]["names"] == ["circle", "square", "triangle"]
+    from vistr_core import load_model
+
+    model = load_model(summary.last_checkpoint)
+    assert model.config.num_classes == 3 and not model.training
+
+
+def test_refuses_existing_run_and_bad_resume(dataset, tmp_path):
+    run(dataset, tmp_path / "r", overrides={"max_iters": 1})
+    with pytest.raises(OutputExistsError, match="--resume"):
+        run(dataset, tmp_path / "r", overrides={"max_iters": 1})
+    with pytest.raises(ConfigError, match="lr"):
+        run(dataset, tmp_path / "r", overrides={"max_iters": 2, "lr": 1.0}, resume=True)
+    with pytest.raises(CheckpointError, match="not found"):
+        run(dataset, tmp_path / "empty", resume=True)
+    forced = run(dataset, tmp_path / "r", overrides={"max_iters": 1}, force=True)
+    assert forced.steps == 1
+
+
+def test_nan_loss_stops_naming_step_and_term(dataset, tmp_path, monkeypatch):
+    original = SetCriterion.forward
+    calls = {"n": 0}
+
+    def poisoned(self, outputs, targets):
+        losses = original(self, outputs, targets)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            losses["loss_giou"] = losses["loss_giou"] * float("nan")
+            losses["loss"] = losses["loss"] + losses["loss_giou"]
+        return losses
+
+    monkeypatch.setattr(SetCriterion, "forward", poisoned)
+    with pytest.raises(TrainingDivergedError, match=r"step 2: loss term loss_giou"):
+        run(dataset, tmp_path / "r", overrides={"max_iters": 4, "checkpoint_every": 1})
+    assert sorted(p.name for p in (tmp_path / "r").glob("*.pt")) == ["ckpt_000001.pt", "last.pt"]
+    assert read_checkpoint(tmp_path / "r" / "last.pt")["step"] == 1  # nothing from the bad step
+
+
+def test_sigint_saves_and_returns(dataset, tmp_path):
+    def interrupt_at_two(update):
+        if update.task == "iterations" and update.completed == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    summary = run(dataset, tmp_path / "r", overrides={"max_iters": 5}, progress=interrupt_at_two)
+    assert summary.interrupted and summary.steps == 2
+    assert read_checkpoint(summary.last_checkpoint)["step"] == 2
+    resumed = run(dataset, tmp_path / "r", overrides={"max_iters": 3}, resume=True)
+    assert resumed.steps == 3 and not resumed.interrupted

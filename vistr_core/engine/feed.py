@@ -1,0 +1,70 @@
+"""Batches for the training loop, grouped for gradient accumulation and resumable mid-epoch."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..categories import CategoryMap
+from ..config import DataConfig, TrainConfig
+from ..data.clip import ClipBatch
+from ..data.loader import TrainLoader, build_train_loader
+from .distributed import DistContext
+from .train_state import SavedRun
+
+
+@dataclass
+class TrainFeed:
+    """The training loader plus accumulation: one *group* of ``accumulate`` batches per step."""
+
+    loader: TrainLoader
+    accumulate: int
+
+    @property
+    def categories(self) -> CategoryMap:
+        return self.loader.dataset.category_map
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps per epoch (a trailing incomplete group is not used)."""
+        return len(self.loader) // self.accumulate
+
+    def epoch_groups(self, epoch: int, skip_batches: int = 0) -> Iterator[tuple[list[ClipBatch], float]]:
+        """Epoch ``epoch``'s groups after its first ``skip_batches`` batches, each with the seconds
+        spent waiting for its data."""
+        self.loader.set_epoch(epoch, skip_batches)
+        remaining = self.steps_per_epoch * self.accumulate - skip_batches
+        if remaining <= 0:
+            return
+        batches = iter(self.loader)
+        for _ in range(remaining // self.accumulate):
+            started = time.perf_counter()
+            group = [next(batches) for _ in range(self.accumulate)]
+            yield group, time.perf_counter() - started
+
+
+def build_feed(
+    data_root: Path,
+    split: str,
+    ctx: DistContext,
+    num_frames: int,
+    data_config: DataConfig,
+    config: TrainConfig,
+    saved: SavedRun | None,
+) -> TrainFeed:
+    """The run's data; a resumed run keeps its checkpoint's category map."""
+    loader = build_train_loader(
+        data_root,
+        split,
+        data_config=data_config,
+        num_frames=num_frames,
+        category_map=saved.categories if saved is not None else None,
+        batch_size=config.batch_size,
+        workers=config.workers,
+        seed=config.seed,
+        distributed=ctx.distributed,
+        pin_memory=ctx.device.type == "cuda",
+    )
+    return TrainFeed(loader, config.accumulate)

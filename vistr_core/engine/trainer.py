@@ -1,0 +1,458 @@
+"""Training VisTR: ``train(data_root, preset=..., out_dir=...) -> TrainSummary``.
+
+One optimizer step ("iteration") consumes ``accumulate`` batches of ``batch_size`` clips per rank.
+The loop is deterministic given the seed: clip ``i`` of epoch ``e`` is a pure function of
+(seed, e, i) and the epoch's order of clips is drawn from seed + e, so a resumed run skips the
+batches its epoch already consumed and continues exactly (same weights as an uninterrupted run).
+
+See :mod:`vistr_core.engine.run_dir` for what a run folder holds and
+:mod:`vistr_core.engine.train_state` for the checkpoint keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from ..categories import CategoryMap
+from ..config import DataConfig, ModelConfig, Preset, TrainConfig
+from ..data.clip import ClipBatch
+from ..errors import ConfigError, VistrError
+from ..losses import SetCriterion, build_criterion
+from ..presets import get_preset
+from ..progress import ProgressCallback, ProgressUpdate, no_progress
+from .checkpoint import read_checkpoint
+from .device import amp_dtype, autocast
+from .distributed import DistContext, cleanup_distributed, global_any, global_mean, init_distributed
+from .feed import TrainFeed, build_feed
+from .interrupt import stop_on_signals
+from .optim import build_optimizer, build_scheduler
+from .rng import restore_rng_state, seed_everything
+from .run_dir import LAST, MetricsLog, prepare_run_dir
+from .saving import save_checkpoint
+from .train_state import Position, SavedRun, read_saved_run, restore_training_state
+
+#: Settings that may change when resuming (they do not alter the optimization trajectory).
+RESUMABLE_SETTINGS = frozenset(
+    {"epochs", "max_iters", "checkpoint_every", "eval_every", "workers", "log_every"}
+)
+
+
+class TrainingDivergedError(VistrError):
+    """A loss term became NaN or infinite; nothing was saved after the last good checkpoint."""
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """What a :func:`train` call did.
+
+    Attributes:
+        run_dir: the run folder. last_checkpoint: ``RUN/last.pt``.
+        steps: optimizer steps done in total (including those before a resume).
+        epoch: the epoch in progress (== epochs when training finished its schedule).
+        losses: the loss terms of the last step (averaged over ranks).
+        interrupted: stopped early by SIGINT/SIGTERM (``last.pt`` holds the position).
+        resumed_from: the checkpoint a resumed run started from.
+        seconds: wall time of this call.
+        evaluations: step -> metrics of the periodic evaluations.
+    """
+
+    run_dir: Path
+    last_checkpoint: Path
+    steps: int
+    epoch: int
+    losses: dict[str, float]
+    interrupted: bool = False
+    resumed_from: Path | None = None
+    seconds: float = 0.0
+    evaluations: dict[int, dict[str, float]] = field(default_factory=dict)
+
+
+@dataclass
+class _Run:
+    """The mutable state of one training run on this rank."""
+
+    ctx: DistContext
+    run_dir: Path
+    preset: str
+    model_config: ModelConfig
+    data_config: DataConfig
+    config: TrainConfig
+    categories: CategoryMap
+    model: nn.Module  # the DDP wrapper when distributed
+    module: nn.Module
+    criterion: SetCriterion
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None
+    feed: TrainFeed
+    position: Position
+    data_root: Path
+    split: str
+    eval_split: str
+    progress: ProgressCallback
+    metrics: MetricsLog | None
+    losses: dict[str, float] = field(default_factory=dict)
+    evaluations: dict[int, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def amp(self) -> bool:
+        return self.config.amp and amp_dtype(self.ctx.device) is not None
+
+    @property
+    def total_steps(self) -> int:
+        scheduled = self.config.epochs * self.feed.steps_per_epoch
+        return scheduled if self.config.max_iters is None else min(scheduled, self.config.max_iters)
+
+
+def train(
+    data_root: str | Path,
+    *,
+    split: str = "train",
+    preset: str | Preset = "vistr_r50",
+    out_dir: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    num_frames: int | None = None,
+    resume: bool | str | Path = False,
+    init_from: str | Path | None = None,
+    device: str = "auto",
+    force: bool = False,
+    eval_split: str = "valid",
+    progress: ProgressCallback = no_progress,
+) -> TrainSummary:
+    """Train (or continue training) VisTR on a YouTube-VIS-format dataset.
+
+    Args:
+        data_root: the dataset folder (any layout :func:`vistr_core.data.ytvis.resolve_split` knows).
+        preset: a preset name or :class:`Preset`; its ModelConfig's ``num_classes`` is replaced by
+            the dataset's category count.
+        out_dir: the run folder (refused when non-empty unless ``resume`` or ``force``).
+        overrides: TrainConfig fields to change (``{"lr": 2e-4, "max_iters": 100}``).
+        num_frames: T, if not the preset's.
+        resume: True for ``out_dir/last.pt``, or a checkpoint path; the run continues exactly.
+        init_from: initial weights (DETR / VisTR / ``vistr train`` checkpoint) for a new run.
+        device: ``auto|cpu|cuda|cuda:N``; under torchrun each rank uses ``cuda:LOCAL_RANK``.
+        eval_split: the split evaluated every ``eval_every`` steps.
+    Raises:
+        TrainingDivergedError: a loss became NaN/inf (the message names the step and the term).
+    """
+    started = time.perf_counter()
+    ctx = init_distributed(device)
+    try:
+        run, resumed_from = _prepare(
+            ctx, Path(data_root), split, preset, Path(out_dir), dict(overrides or {}),
+            num_frames, resume, init_from, force, eval_split, progress,
+        )  # fmt: skip
+        interrupted = _fit(run)
+    finally:
+        cleanup_distributed()
+    return TrainSummary(
+        run_dir=run.run_dir,
+        last_checkpoint=run.run_dir / LAST,
+        steps=run.position.step,
+        epoch=run.position.epoch,
+        losses=dict(run.losses),
+        interrupted=interrupted,
+        resumed_from=resumed_from,
+        seconds=time.perf_counter() - started,
+        evaluations=dict(run.evaluations),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Setting up
+
+
+def _resolve_preset(preset: str | Preset) -> Preset:
+    return get_preset(preset) if isinstance(preset, str) else preset
+
+
+def _resume_path(resume: bool | str | Path, out_dir: Path) -> Path | None:
+    if resume is False or resume is None:
+        return None
+    return out_dir / LAST if resume is True else Path(resume)
+
+
+def _settings(
+    preset: Preset, overrides: dict[str, Any], num_frames: int | None, saved: SavedRun | None
+) -> tuple[ModelConfig, DataConfig, TrainConfig]:
+    """The run's configs: the preset with overrides, or the saved run's with resumable overrides."""
+    if saved is None:
+        model = (
+            preset.model if num_frames is None else dataclasses.replace(preset.model, num_frames=num_frames)
+        )
+        return model, preset.data, _replace_train(preset.train, overrides)
+    changed = sorted(
+        k for k, v in overrides.items() if k not in RESUMABLE_SETTINGS and getattr(saved.train, k, v) != v
+    )
+    if changed or (num_frames is not None and num_frames != saved.model.num_frames):
+        what = ", ".join(changed) or "num_frames"
+        raise ConfigError(
+            f"cannot change {what} when resuming (the run would no longer continue exactly); "
+            "start a new run with --init-from the checkpoint instead"
+        )
+    return saved.model, saved.data, _replace_train(saved.train, overrides)
+
+
+def _replace_train(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise ConfigError(f"unknown training setting(s) {', '.join(unknown)}")
+    return dataclasses.replace(config, **overrides)
+
+
+def _prepare(
+    ctx: DistContext,
+    data_root: Path,
+    split: str,
+    preset_arg: str | Preset,
+    run_dir: Path,
+    overrides: dict[str, Any],
+    num_frames: int | None,
+    resume: bool | str | Path,
+    init_from: str | Path | None,
+    force: bool,
+    eval_split: str,
+    progress: ProgressCallback,
+) -> tuple[_Run, Path | None]:
+    preset = _resolve_preset(preset_arg)
+    resume_path = _resume_path(resume, run_dir)
+    if resume_path is not None and init_from is not None:
+        raise ConfigError("--init-from starts a new run; it cannot be combined with --resume")
+    checkpoint = read_checkpoint(resume_path) if resume_path is not None else None
+    saved = read_saved_run(checkpoint, resume_path) if checkpoint is not None else None
+    model_config, data_config, config = _settings(preset, overrides, num_frames, saved)
+    if ctx.is_main:
+        prepare_run_dir(run_dir, resume=resume_path is not None, force=force)
+    feed = build_feed(data_root, split, ctx, model_config.num_frames, data_config, config, saved)
+    categories = saved.categories if saved is not None else feed.categories
+    model_config = dataclasses.replace(model_config, num_classes=categories.num_classes)
+
+    module = _build_model(model_config, config.seed, init_from, ctx)
+    criterion = build_criterion(model_config.num_classes, config).to(ctx.device)
+    optimizer = build_optimizer(module, config)
+    scheduler = build_scheduler(optimizer, config)
+    scaler = _grad_scaler(ctx.device, config.amp)
+    position = Position()
+    if checkpoint is not None:
+        restore_training_state(
+            checkpoint, model=module, optimizer=optimizer, scheduler=scheduler, scaler=scaler
+        )
+        position = saved.position
+        _restore_rank_rng(checkpoint, ctx, config.seed, position.step)
+    model = _wrap_ddp(module, ctx)
+    metrics = (
+        MetricsLog(run_dir / "metrics.jsonl", resume_step=position.step if saved else None)
+        if ctx.is_main
+        else None
+    )
+    run = _Run(
+        ctx=ctx, run_dir=run_dir, preset=saved.preset if saved and saved.preset else preset.name,
+        model_config=model_config, data_config=data_config, config=config, categories=categories,
+        model=model, module=module, criterion=criterion, optimizer=optimizer, scheduler=scheduler,
+        scaler=scaler, feed=feed, position=position, data_root=data_root, split=split,
+        eval_split=eval_split, progress=progress if ctx.is_main else no_progress, metrics=metrics,
+    )  # fmt: skip
+    return run, resume_path
+
+
+def _build_model(config: ModelConfig, seed: int, init_from: str | Path | None, ctx: DistContext) -> nn.Module:
+    """The same initial weights on every rank (seeded alike); then per-rank seeds for the rest."""
+    from ..model import build_vistr
+    from ..model.loading import init_from_detr
+
+    seed_everything(seed)
+    model = build_vistr(config)
+    if init_from is not None:
+        init_from_detr(model, init_from)
+    seed_everything(seed + ctx.rank)
+    return model.to(ctx.device).train()
+
+
+def _grad_scaler(device: torch.device, amp: bool) -> torch.amp.GradScaler | None:
+    """fp16 needs loss scaling; bf16 (and fp32) do not."""
+    if amp and amp_dtype(device) == torch.float16:
+        return torch.amp.GradScaler(device.type)
+    return None
+
+
+def _restore_rank_rng(checkpoint: dict[str, Any], ctx: DistContext, seed: int, step: int) -> None:
+    states = checkpoint.get("rng") or []
+    if len(states) == ctx.world_size:
+        restore_rng_state(states[ctx.rank])
+    else:  # a different world size cannot continue bit-exactly; stay deterministic at least
+        seed_everything(seed + ctx.rank + 1000003 * step)
+
+
+def _wrap_ddp(module: nn.Module, ctx: DistContext) -> nn.Module:
+    if not ctx.distributed:
+        return module
+    device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=device_ids)
+
+
+# --------------------------------------------------------------------------------------------------
+# The loop
+
+
+def _fit(run: _Run) -> bool:
+    """Train until the schedule ends; True if stopped by a signal."""
+    meter = _Meter()
+    with stop_on_signals() as stop:
+        while run.position.step < run.total_steps and run.position.epoch < run.config.epochs:
+            for group, data_seconds in run.feed.epoch_groups(run.position.epoch, run.position.epoch_batches):
+                _step(run, group, meter, data_seconds)
+                _after_step(run, meter)
+                if global_any(stop.requested, run.ctx.device):
+                    save_checkpoint(run, numbered=False)
+                    return True
+                if run.position.step >= run.total_steps:
+                    break
+            else:
+                _end_epoch(run)
+    save_checkpoint(run, numbered=False)
+    run.progress(
+        ProgressUpdate("iterations", run.position.step, run.total_steps, done=True, info=_short(run.losses))
+    )
+    return False
+
+
+def _end_epoch(run: _Run) -> None:
+    run.scheduler.step()
+    run.position = Position(run.position.step, run.position.epoch + 1, 0)
+    save_checkpoint(run, numbered=False)
+
+
+def _step(run: _Run, group: list[ClipBatch], meter: _Meter, data_seconds: float) -> None:
+    """One optimizer step over ``group`` (``accumulate`` batches)."""
+    run.optimizer.zero_grad(set_to_none=True)
+    totals: dict[str, Tensor] = {}
+    for i, batch in enumerate(group):
+        last = i == len(group) - 1
+        sync = contextlib.nullcontext() if last or not run.ctx.distributed else run.model.no_sync()
+        with sync:
+            losses = _forward_losses(run, batch.to(run.ctx.device, non_blocking=True))
+            _check_finite(losses, run.position.step + 1)
+            loss = losses["loss"] / len(group)
+            (run.scaler.scale(loss) if run.scaler is not None else loss).backward()
+        for name, value in losses.items():
+            totals[name] = totals.get(name, 0) + value.detach() / len(group)
+    _optimizer_step(run)
+    run.position = Position(
+        run.position.step + 1, run.position.epoch, run.position.epoch_batches + len(group)
+    )
+    meter.record(data_seconds, totals)
+
+
+def _forward_losses(run: _Run, batch: ClipBatch) -> dict[str, Tensor]:
+    with autocast(run.ctx.device, run.amp):
+        outputs = run.model(batch.frames, batch.pad_mask)
+    # The criterion runs outside autocast: matching costs and losses in float32.
+    return run.criterion(outputs, batch.targets)
+
+
+def _check_finite(losses: dict[str, Tensor], step: int) -> None:
+    """Stop before a non-finite loss reaches the weights (and on every rank together)."""
+    bad = [name for name, value in losses.items() if not bool(torch.isfinite(value))]
+    if global_any(bool(bad), losses["loss"].device):
+        term = next((n for n in bad if n != "loss"), bad[0]) if bad else "on another rank"
+        value = f" = {losses[term].item()}" if bad else ""
+        raise TrainingDivergedError(
+            f"training diverged at step {step}: loss term {term}{value} is not finite; nothing was saved "
+            "after the last checkpoint. Resume from last.pt with a lower --lr, or without --amp"
+        )
+
+
+def _optimizer_step(run: _Run) -> None:
+    if run.scaler is not None:
+        run.scaler.unscale_(run.optimizer)
+    if run.config.clip_max_norm > 0:
+        nn.utils.clip_grad_norm_(run.module.parameters(), run.config.clip_max_norm)
+    if run.scaler is not None:
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    else:
+        run.optimizer.step()
+
+
+def _after_step(run: _Run, meter: _Meter) -> None:
+    step, config = run.position.step, run.config
+    if step % config.log_every == 0 or step == run.total_steps:
+        _log(run, meter)
+    if config.checkpoint_every and step % config.checkpoint_every == 0:
+        save_checkpoint(run, numbered=True)
+    if config.eval_every and step % config.eval_every == 0:
+        from .periodic_eval import evaluate_run
+
+        run.evaluations[step] = evaluate_run(run)
+
+
+def _log(run: _Run, meter: _Meter) -> None:
+    """Average the window's losses over ranks; rank 0 writes metrics.jsonl and reports progress."""
+    names, values = meter.mean_losses()
+    values = global_mean(values).tolist()
+    run.losses = dict(zip(names, values, strict=True))
+    lr = run.optimizer.param_groups[0]["lr"]
+    its, data_time = meter.rates()
+    record = {
+        "step": run.position.step,
+        "epoch": run.position.epoch,
+        **run.losses,
+        "lr": lr,
+        "it_s": its,
+        "data_s": data_time,
+    }
+    if run.metrics is not None:
+        run.metrics.write(record)
+    info = {**_short(run.losses), "lr": lr, "it/s": its}
+    run.progress(
+        ProgressUpdate("iterations", run.position.step, run.total_steps, f"epoch {run.position.epoch}", info)
+    )
+    meter.reset()
+
+
+def _short(losses: Mapping[str, float]) -> dict[str, float]:
+    """The terms worth showing beside a progress bar (the last decoder layer's and the total)."""
+    return {
+        k.removeprefix("loss_") if k != "loss" else k: v for k, v in losses.items() if not k[-1].isdigit()
+    }
+
+
+class _Meter:
+    """Losses and timings accumulated between two log lines."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, Tensor] = {}
+        self.steps = 0
+        self.data_seconds = 0.0
+        self.started = time.perf_counter()
+
+    def record(self, data_seconds: float, losses: dict[str, Tensor]) -> None:
+        for name, value in losses.items():
+            self.sums[name] = self.sums.get(name, 0) + value
+        self.steps += 1
+        self.data_seconds += data_seconds
+
+    def mean_losses(self) -> tuple[list[str], Tensor]:
+        names = sorted(self.sums)
+        return names, torch.stack([self.sums[n] / max(self.steps, 1) for n in names]).float()
+
+    def rates(self) -> tuple[float, float]:
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        steps = max(self.steps, 1)
+        return self.steps / elapsed, self.data_seconds / steps
+
+
+__all__ = ["RESUMABLE_SETTINGS", "TrainSummary", "TrainingDivergedError", "train"]
