@@ -11,6 +11,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from vistr_core.config import InferConfig
+from vistr_core.data.video_io import open_video
 from vistr_core.inference.segment import FrameRange, OutputOptions, segment_videos
 from vistr_core.render.palette import palette_for_png
 
@@ -131,3 +132,20 @@ def test_short_video_is_padded_and_filters_apply(tmp_path):
         [video], out, model=ColorSlotModel(8), device="cpu", infer=InferConfig(score_thr=1.0), force=True
     )
     assert json.loads((out / "short" / "results.json").read_text()) == []
+
+
+def test_render_writes_an_overlay_video(tmp_path):
+    video = write_scene_video(tmp_path / "clip.mp4", 10)
+    out = tmp_path / "out"
+    segment_videos(
+        [video],
+        out,
+        model=ColorSlotModel(8),
+        device="cpu",
+        outputs=OutputOptions(render=True),
+        frames=FrameRange(stride=2),
+    )
+    overlay = out / "clip" / "overlay.mp4"
+    with open_video(overlay) as rendered:
+        assert (rendered.width, rendered.height) == (96, 64)
+        assert sum(1 for _ in rendered) == 5

@@ -25,6 +25,7 @@ from torch import nn
 
 from .. import __version__
 from ..atomic import atomic_directory, atomic_write_json
+from ..categories import CategoryMap
 from ..config import InferConfig, config_to_dict
 from ..data.video_io import VideoSource, iter_videos, open_video
 from ..engine.device import select_device
@@ -237,21 +238,31 @@ def _segment_into(
     )
     spool.unlink()
     if outputs.render:
-        _render(results, video, folder, categories, outputs, progress)
+        _render(results, video, folder, categories, indices, outputs, progress)
     meta = _meta(segmenter, video, tracks, checkpoint, outputs)
     atomic_write_json(folder / "meta.json", meta, indent=1)
     return count, len(tracks)
 
 
-def _render(results, video: VideoSource, folder: Path, categories, outputs: OutputOptions, progress) -> None:
+def _render(
+    results: list[dict[str, Any]],
+    video: VideoSource,
+    folder: Path,
+    categories: CategoryMap,
+    frame_indices: list[int],
+    outputs: OutputOptions,
+    progress: ProgressCallback,
+) -> None:
+    """overlay.mp4 through :func:`vistr_core.render.render_overlay` (same palette as the PNGs)."""
     from ..render import render_overlay
 
     render_overlay(
         results,
-        video,
+        video.path,
         folder / "overlay.mp4",
-        style=outputs.render_style,
+        style=outputs.render_style or None,
         categories=categories,
+        frame_indices=frame_indices,
         progress=progress,
         force=True,
     )

@@ -90,6 +90,17 @@ def build_results(
             track = by_provisional.get(provisional)
             if track is not None:
                 segmentations[track.track_id][position] = {"size": [height, width], "counts": counts}
+    return track_entries(tracks, segmentations, video_id=video_id, categories=categories)
+
+
+def track_entries(
+    tracks: Sequence[FinalTrack],
+    segmentations: dict[int, list[dict[str, Any] | None]],
+    *,
+    video_id: int,
+    categories: CategoryMap,
+) -> list[dict[str, Any]]:
+    """Results entries of ``tracks``; ``segmentations`` maps each final ``track_id`` to its per-frame RLEs."""
     return [
         {
             "video_id": video_id,

@@ -1,0 +1,104 @@
+"""Predicting a whole YouTube-VIS split, for ``vistr eval --data`` and the trainer's periodic evaluation.
+
+Every video of the split is segmented by the same :class:`VideoSegmenter` as ``vistr segment``
+(windows, linking, post-processing), reading the frames listed in ``file_names`` from the split's
+image folder. The results have the ground truth's video ids and one segmentation (or null) per
+listed frame at the video's annotated size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import InferConfig
+from ..data.ytvis import VideoInfo, YTVISIndex, load_ytvis, read_json, read_rgb
+from ..engine.device import select_device
+from ..ops.masks import encode_masks
+from ..progress import ProgressCallback, ProgressUpdate, no_progress
+from .segmenter import FrameInfo, VideoSegmenter
+from .writers import track_entries
+
+
+class _DatasetFrame:
+    """A listed frame in the shape :meth:`VideoSegmenter.stream` reads."""
+
+    __slots__ = ("index", "timestamp", "name", "image")
+
+    def __init__(self, index: int, name: str, image: Any) -> None:
+        self.index, self.timestamp, self.name, self.image = index, float(index), name, image
+
+
+def _frames(index: YTVISIndex, video: VideoInfo) -> Iterator[_DatasetFrame]:
+    for t, name in enumerate(video.file_names):
+        yield _DatasetFrame(t, name, read_rgb(index.frame_path(video, t), expect=(video.height, video.width)))
+
+
+def predict_video(segmenter: VideoSegmenter, index: YTVISIndex, video: VideoInfo) -> list[dict[str, Any]]:
+    """The results entries of one dataset video (RLE strings held in memory: one video at a time)."""
+    segmentations: dict[int, list[dict[str, Any] | None]] = {}
+    for result in segmenter.stream(_frames(index, video)):
+        for frame in result.frames:
+            _collect(segmentations, frame.frame, frame.track_ids, frame.masks, video.length)
+    tracks = segmenter.tracks()
+    final = {t.track_id: segmentations.get(t.provisional_id, [None] * video.length) for t in tracks}
+    return track_entries(tracks, final, video_id=video.id, categories=segmenter.model.categories)
+
+
+def _collect(
+    segmentations: dict[int, list[dict[str, Any] | None]],
+    frame: FrameInfo,
+    track_ids: tuple[int, ...],
+    masks: Any,
+    length: int,
+) -> None:
+    for track_id, rle in zip(track_ids, encode_masks(masks), strict=True):
+        segmentations.setdefault(track_id, [None] * length)[frame.position] = rle
+
+
+def predict_split(
+    data_root: Path,
+    split: str,
+    checkpoint: Path | None = None,
+    *,
+    model: nn.Module | None = None,
+    device: str | torch.device = "auto",
+    infer: InferConfig | None = None,
+    progress: ProgressCallback = no_progress,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Segment every video of a YouTube-VIS split.
+
+    Args:
+        data_root: the dataset folder (layouts of :func:`vistr_core.data.ytvis.resolve_split`).
+        split: e.g. ``"valid"``.
+        checkpoint: what to load, unless ``model`` (e.g. the trainer's, possibly DDP-wrapped) is given.
+    Returns:
+        ``(results, ground_truth)``: the YouTube-VIS results list (with ``track_id``) and the
+        split's annotation JSON as a dict.
+    """
+    torch_device = select_device(device) if isinstance(device, str) else device
+    if model is None:
+        from .segment import _load
+
+        model = _load(checkpoint, torch_device)
+    else:
+        model = getattr(model, "module", model)  # DDP: the wrapped model has the attributes
+        torch_device = next(model.parameters()).device
+    index = load_ytvis(data_root, split)
+    ground_truth = read_json(index.annotation_file)
+    was_training = model.training
+    model.eval()
+    try:
+        segmenter = VideoSegmenter(model, infer=infer, device=torch_device)
+        results: list[dict[str, Any]] = []
+        for done, video in enumerate(index.videos):
+            progress(ProgressUpdate("videos", done, len(index), description=video.name))
+            results.extend(predict_video(segmenter, index, video))
+        progress(ProgressUpdate("videos", len(index), len(index), done=True))
+    finally:
+        model.train(was_training)
+    return results, ground_truth
