@@ -96,7 +96,7 @@ def tracks_from_results(
         raise ResultsError(f"{source} holds {len(ids)} videos ({shown}); pass --video-id to choose one")
     if video_id is not None and results and video_id not in ids:
         raise ResultsError(
-            f"{source} has no entries for video {video_id}; its videos are {', '.join(map(str, ids[:10]))}"
+            f"{source} has no entries for video {video_id}; pass --video-id with one of its videos: {', '.join(map(str, ids[:10]))}"
         )
     chosen = video_id if video_id is not None else (ids[0] if ids else None)
     tracks: list[Track] = []
@@ -168,7 +168,7 @@ def ground_truth_video(
         video_id = ids[0]
     if video_id not in ids:
         raise ResultsError(
-            f"{annotation_file} has no video {video_id}; its videos are {', '.join(map(str, ids[:10]))}"
+            f"{annotation_file} has no video {video_id}; pass --video-id with one of its videos: {', '.join(map(str, ids[:10]))}"
         )
     video = index.video(video_id)
     size = [video.height, video.width]
