@@ -119,6 +119,8 @@ def _require(entry: Any, keys: Sequence[str], error: type[Exception], where: str
 def _frame_rle(segm: Any, video: Video, error: type[Exception], where: str, *, polygons: bool) -> Any:
     """The compressed RLE of one truthy per-frame segmentation, checked against the video size."""
     h, w = video.height, video.width
+    if type(segm) is dict and type(segm.get("counts")) is str and segm.get("size") == [h, w]:
+        return {"size": [h, w], "counts": segm["counts"].encode("ascii")}  # the common case, fast
     try:
         if isinstance(segm, list):
             if not polygons:
