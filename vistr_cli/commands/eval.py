@@ -41,7 +41,7 @@ def evaluate(
         typer.Option("--data", help="Dataset root: predict --split with --checkpoint, then score."),
     ] = None,
     split: Annotated[
-        str | None, typer.Option("--split", help="Split of --data to predict and score [default: valid].")
+        str | None, typer.Option("--split", help="Split of --data to predict and score (default: valid).")
     ] = None,
     checkpoint: CheckpointOpt = None,
     device: DeviceOpt = "auto",
@@ -51,7 +51,7 @@ def evaluate(
         typer.Option(
             "--json",
             help="Write the 12 statistics and per-category AP here. With --data, results.json goes beside it "
-            "[default with --data: <checkpoint folder>/eval_<split>/metrics.json].",
+            "(default with --data: <checkpoint folder>/eval_<split>/metrics.json).",
             dir_okay=False,
         ),
     ] = None,
@@ -63,7 +63,12 @@ def evaluate(
     ] = None,
     force: ForceOpt = False,
 ) -> None:
-    """Score video instance segmentation with the official YouTube-VIS metric (AP, AP50, AP75, APs/m/l, AR1/10/100, ARs/m/l)."""
+    """Score video instance segmentation with the official YouTube-VIS metric (AP, AP50, AP75, APs/m/l, AR1/10/100, ARs/m/l).
+
+    Score a file: vistr eval --gt valid.json --results results.json --json metrics.json
+
+    Predict and score: vistr eval --data ytvis/ --split valid --checkpoint runs/r50/last.pt
+    """
     file_mode = gt is not None or results is not None
     model_mode = data is not None or checkpoint is not None or split is not None
     if file_mode and model_mode:
