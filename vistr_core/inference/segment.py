@@ -128,7 +128,8 @@ def segment_videos(
 
     Args:
         checkpoint: a `vistr train` checkpoint or an official release file (or pass ``model``).
-        model: an already loaded VisTR (with ``.config``, ``.categories``, ``.data_config``).
+        model: an already loaded VisTR (with ``.config``, ``.categories``, ``.data_config``); it
+            stays on its device when ``device`` is "auto".
         video_id: the ``video_id`` written in every results.json.
         on_video: called with each video's status as soon as it is known.
     Returns:
@@ -144,9 +145,10 @@ def segment_videos(
     summary = SegmentSummary()
     segmenter: VideoSegmenter | None = None
     if todo:
-        torch_device = select_device(device) if isinstance(device, str) else device
-        model = model if model is not None else _load(checkpoint, torch_device)
-        segmenter = VideoSegmenter(model, infer=infer, device=torch_device)
+        if model is None:
+            model = _load(checkpoint, select_device(device) if isinstance(device, str) else device)
+        # a given model stays on its device unless a device is asked for explicitly
+        segmenter = VideoSegmenter(model, infer=infer, device=None if device == "auto" else device)
     for done, (video, name) in enumerate(mine):
         progress(ProgressUpdate("videos", done, len(mine), description=name))
         if segmenter is None or (not force and is_finished(out_dir / name)):

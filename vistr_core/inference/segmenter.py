@@ -98,15 +98,21 @@ class _Pending:
 
 
 class VideoSegmenter:
-    """Windows, predicts, links and emits one video at a time. Reusable across videos."""
+    """Windows, predicts, links and emits one video at a time. Reusable across videos.
+
+    ``model``: a VisTR in eval mode with ``.config``, ``.categories`` and ``.data_config`` (what
+    :func:`vistr_core.load_model` returns). ``device``: where to run it (the model is moved there);
+    None keeps the model's device.
+    """
 
     def __init__(
         self, model: nn.Module, *, infer: InferConfig | None = None, device: str | torch.device | None = None
     ) -> None:
         self.model = model
         self.infer = infer or InferConfig()
-        self.device = select_device(device) if isinstance(device, str) else device
-        self.device = self.device or next(model.parameters()).device
+        if device is not None:  # else the model stays where it is
+            model.to(select_device(device) if isinstance(device, str) else device)
+        self.device = next(model.parameters()).device
         self.num_frames = int(model.config.num_frames)
         overlap = self.infer.overlap if self.infer.overlap is not None else default_overlap(self.num_frames)
         self.overlap = check_overlap(overlap, self.num_frames)

@@ -75,25 +75,24 @@ def predict_split(
     Args:
         data_root: the dataset folder (layouts of :func:`vistr_core.data.ytvis.resolve_split`).
         split: e.g. ``"valid"``.
-        checkpoint: what to load, unless ``model`` (e.g. the trainer's, possibly DDP-wrapped) is given.
+        checkpoint: what to load (on ``device``), unless ``model`` is given: e.g. the trainer's,
+            possibly DDP-wrapped, used on its own device and put back in its train/eval mode after.
     Returns:
         ``(results, ground_truth)``: the YouTube-VIS results list (with ``track_id``) and the
         split's annotation JSON as a dict.
     """
-    torch_device = select_device(device) if isinstance(device, str) else device
     if model is None:
         from .segment import _load
 
-        model = _load(checkpoint, torch_device)
-    else:
-        model = getattr(model, "module", model)  # DDP: the wrapped model has the attributes
-        torch_device = next(model.parameters()).device
+        model = _load(checkpoint, select_device(device) if isinstance(device, str) else device)
+    else:  # the trainer's model, used where it is; DDP wraps it in .module
+        model = getattr(model, "module", model)
     index = load_ytvis(data_root, split)
     ground_truth = read_json(index.annotation_file)
     was_training = model.training
     model.eval()
     try:
-        segmenter = VideoSegmenter(model, infer=infer, device=torch_device)
+        segmenter = VideoSegmenter(model, infer=infer)
         results: list[dict[str, Any]] = []
         for done, video in enumerate(index.videos):
             progress(ProgressUpdate("videos", done, len(index), description=video.name))
