@@ -80,7 +80,9 @@ def split_dataset(
     root = Path(root)
     files = resolve_split(root, source_split)
     data = read_json(files.annotation_file)
-    raise_if_invalid(validate_annotations(data, None, source=files.annotation_file), files.annotation_file)
+    raise_if_invalid(
+        validate_annotations(data, files.image_root, source=files.annotation_file), files.annotation_file
+    )
     if not name or "/" in name or name.startswith("."):
         raise ConfigError(f"--name {name!r} must be a plain file name prefix")
     train_file = root / "annotations" / f"{name}_train.json"
