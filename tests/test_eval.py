@@ -406,3 +406,15 @@ def test_results_from_a_file_and_from_a_submission_zip(tmp_path, scene):
     assert evaluate_ytvis(gt_path, path).stats == base
     assert evaluate_ytvis(gt_path, archive).stats == base
     assert len(load_results(path, load_ground_truth(gt_path))) == len(preds)
+
+
+def test_annotation_id_zero_reproduces_the_official_quirk_and_warns():
+    """The official API stores the matched GT id and tests its truthiness: a match to id 0 is a FP."""
+    a = box(0, 0, 10, 10)
+    gt = make_gt([(1, 1, [a])])
+    preds = [pred(1, 1, 0.9, [a])]
+    assert evaluate_ytvis(gt, preds).stats["AP50"] == pytest.approx(1.0)
+    gt["annotations"][0]["id"] = 0
+    result = evaluate_ytvis(gt, preds)
+    assert result.stats["AP50"] == 0.0 and result.stats["AR100"] == 0.0
+    assert any("id 0" in w for w in result.warnings)

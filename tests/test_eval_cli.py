@@ -226,3 +226,19 @@ def test_checkpoint_mode_refuses_a_metrics_file_named_results_json(runner, monke
     )
     assert result.exit_code == 1 and "metrics.json" in _error_line(result)
     assert calls == []
+
+
+def test_help_lists_both_modes(runner):
+    result = runner.invoke(app, ["eval", "--help"])
+    assert result.exit_code == 0
+    for option in (
+        "--gt",
+        "--results",
+        "--data",
+        "--split",
+        "--checkpoint",
+        "--json",
+        "--per-video",
+        "--force",
+    ):
+        assert option in result.output
