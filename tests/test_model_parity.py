@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,7 +23,7 @@ from vistr_core.model import build_vistr
 from vistr_core.model.loading import load_model
 from vistr_core.presets import get_preset
 
-PARITY = "tests/fixtures/parity"
+PARITY = Path(__file__).parent / "fixtures" / "parity"
 
 
 def _mha(attn, query, key, value, key_padding_mask=None):

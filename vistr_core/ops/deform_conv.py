@@ -1,17 +1,29 @@
-"""Deformable convolution (DCNv1) with a fast exact CPU path.
+"""Deformable convolution (DCNv1) with a fast, exact CPU path.
 
 Offsets follow torchvision's layout: for kernel tap k = i*kw + j, channel 2k is Δy and 2k+1 is
-Δx; sampling is bilinear with zeros outside the image. ``torchvision.ops.deform_conv2d`` is the
-reference (and the CUDA path).
+Δx; sampling is bilinear with zeros outside the image (torchvision's ``bilinear_interpolate``).
+``torchvision.ops.deform_conv2d`` is the reference and the path on CUDA.
+
+The CPU path reorders the computation, which is exact in real arithmetic because sampling and
+the channel mixing are both linear:
+
+    out[p] = Σ_k W_k · bilinear(x, p + tap_k + Δ_k)  =  Σ_k bilinear(x @ W_k, p + tap_k + Δ_k)
+
+so one GEMM projects every pixel to all K taps' output channels (Cout ≤ Cin in VisTR, which
+halves what the gathers move), and ``F.embedding_bag`` (sum mode with per-sample weights) does
+the 4 corners x K taps gather-and-weight in one fused pass without materializing im2col columns.
+Everything is differentiable (w.r.t. input, offsets and weight) through standard autograd.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
+import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
+
+# Bound the temporary index/weight tensors (4 corners x K taps per output pixel) of one chunk.
+_MAX_BAG_ENTRIES = 1 << 23
 
 
 def deform_conv2d(
@@ -22,17 +34,102 @@ def deform_conv2d(
     padding: int = 1,
     dilation: int = 1,
 ) -> Tensor:
-    """input: [N, Cin, H, W]; offset: [N, 2*kh*kw, H, W]; weight: [Cout, Cin, kh, kw] -> [N, Cout, H, W].
+    """input: [N, Cin, H, W]; offset: [N, 2*kh*kw, Ho, Wo]; weight: [Cout, Cin, kh, kw] -> [N, Cout, Ho, Wo]
 
-    Stride 1, one offset group, no bias (what VisTR's mask head uses).
+    with Ho = H + 2*padding - dilation*(kh - 1) (likewise Wo).
+
+    Stride 1, one offset group, one weight group, no bias (what VisTR's mask head uses).
+    CUDA inputs go to torchvision's kernel; CPU inputs to :func:`deform_conv2d_cpu`.
     """
-    return torchvision.ops.deform_conv2d(
-        input, offset, weight, padding=(padding, padding), dilation=(dilation, dilation)
-    )
+    if input.is_cuda:
+        return torchvision.ops.deform_conv2d(
+            input, offset, weight, padding=(padding, padding), dilation=(dilation, dilation)
+        )
+    return deform_conv2d_cpu(input, offset, weight, padding=padding, dilation=dilation)
+
+
+def deform_conv2d_cpu(
+    input: Tensor, offset: Tensor, weight: Tensor, *, padding: int = 1, dilation: int = 1
+) -> Tensor:
+    """The projection-then-sampling form (see the module docstring), chunked over the batch.
+
+    Returns [N, Cout, Ho, Wo] (a channels-last view).
+    """
+    n, cin, h, w = input.shape
+    cout, cin_w, kh, kw = weight.shape
+    ho = h + 2 * padding - dilation * (kh - 1)
+    wo = w + 2 * padding - dilation * (kw - 1)
+    if cin_w != cin or offset.shape != (n, 2 * kh * kw, ho, wo) or ho < 1 or wo < 1:
+        raise ValueError(
+            f"deform_conv2d: input {tuple(input.shape)}, offset {tuple(offset.shape)} and "
+            f"weight {tuple(weight.shape)} do not fit (stride 1, one offset group)"
+        )
+    k = kh * kw
+    # [Cin, K*Cout]: column block k holds W_k^T, so row r of x @ proj is pixel r's K tap outputs.
+    proj = weight.permute(1, 2, 3, 0).reshape(cin, k * cout)
+    per_sample = max(1, _MAX_BAG_ENTRIES // (ho * wo * k * 4))
+    outs = []
+    for start in range(0, n, per_sample):
+        stop = min(n, start + per_sample)
+        outs.append(_chunk(input[start:stop], offset[start:stop], proj, (kh, kw), cout, padding, dilation))
+    out = outs[0] if len(outs) == 1 else torch.cat(outs)
+    return out.view(n, ho, wo, cout).permute(0, 3, 1, 2)
+
+
+def _chunk(
+    x: Tensor,
+    offset: Tensor,
+    proj: Tensor,
+    kernel: tuple[int, int],
+    cout: int,
+    padding: int,
+    dilation: int,
+) -> Tensor:
+    """x: [n, C, H, W], offset: [n, 2K, Ho, Wo], proj: [C, K*Cout] -> [n*Ho*Wo, Cout]."""
+    n, c, h, w = x.shape
+    ho, wo = offset.shape[-2:]
+    kh, kw = kernel
+    k = kh * kw
+    # Zero border (1 before, 2 after): every corner of a position clamped to [-1, H] x [-1, W]
+    # lands in the table, and corners outside the image read zeros (no bias, so x @ proj = 0).
+    hp, wp = h + 3, w + 3
+    padded = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 2, 1, 2))  # [n, H+3, W+3, C]
+    table = (padded.reshape(n * hp * wp, c) @ proj).view(n * hp * wp * k, cout)  # row (pixel*K + tap)
+
+    # Sampling positions as torchvision computes them: (out - pad) + tap*dilation + offset.
+    dev, dt = x.device, x.dtype
+    tap_y = (torch.arange(kh, device=dev, dtype=dt) * dilation).repeat_interleave(kw)  # [K]
+    tap_x = (torch.arange(kw, device=dev, dtype=dt) * dilation).repeat(kh)
+    base_y = torch.arange(ho, device=dev, dtype=dt) - padding
+    base_x = torch.arange(wo, device=dev, dtype=dt) - padding
+    off = offset.view(n, k, 2, ho, wo).permute(0, 3, 4, 1, 2).contiguous()  # [n, Ho, Wo, K, 2]
+    y = (base_y[:, None, None] + tap_y) + off[..., 0]  # [n, Ho, Wo, K]
+    xx = (base_x[None, :, None] + tap_x) + off[..., 1]
+    # Zero-padded bilinear sampling is exactly torchvision's bilinear_interpolate (0 unless
+    # -1 < y < H and -1 < x < W): beyond [-1, H] every corner is outside the image, so limiting
+    # positions to [-1, H] keeps values (0) and gradients (0). At exactly -1, where zero offsets
+    # put the border taps, torchvision's offset gradient is not 0: keep it (torch.clamp would
+    # zero it), hence `where` below.
+    y = torch.where(y < -1, -1.0, y).clamp_max(h)
+    xx = torch.where(xx < -1, -1.0, xx).clamp_max(w)
+    y0, x0 = y.floor(), xx.floor()
+    ly, lx = y - y0, xx - x0
+    wy = torch.stack((1 - ly, ly), dim=-1)
+    wx = torch.stack((1 - lx, lx), dim=-1)
+    corner_weights = (wy[..., :, None] * wx[..., None, :]).view(
+        n * ho * wo, k * 4
+    )  # hh*hw, hh*lw, lh*hw, lh*lw
+
+    pixel = ((y0 + 1) * wp + (x0 + 1)).to(torch.int64)  # [n, Ho, Wo, K], top-left corner in the table
+    first = (torch.arange(n, device=dev) * (hp * wp))[:, None, None, None]
+    tap = torch.arange(k, device=dev)
+    corner = torch.tensor([0, 1, wp, wp + 1], device=dev) * k
+    index = (((pixel + first) * k + tap)[..., None] + corner).view(n * ho * wo, k * 4)
+    return F.embedding_bag(index, table, per_sample_weights=corner_weights, mode="sum")
 
 
 class DeformConv2d(nn.Module):
-    """A 3x3-style deformable convolution without bias; offsets come from the caller."""
+    """A deformable convolution without bias (stride 1); offsets come from the caller."""
 
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: int = 3, *, padding: int = 1
@@ -49,6 +146,3 @@ class DeformConv2d(nn.Module):
     def extra_repr(self) -> str:
         cout, cin, k, _ = self.weight.shape
         return f"{cin}, {cout}, kernel_size={k}, padding={self.padding}, bias=False"
-
-
-_ = math  # reserved for the fast path

@@ -1,0 +1,95 @@
+"""The fast CPU deformable convolution equals torchvision's, in values and gradients."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torchvision
+
+from vistr_core.ops.deform_conv import DeformConv2d, deform_conv2d, deform_conv2d_cpu
+
+
+def _inputs(
+    n, cin, cout, h, w, kernel=(3, 3), offset_scale=2.0, dtype=torch.float32, seed=0, padding=1, dilation=1
+):
+    g = torch.Generator().manual_seed(seed)
+    kh, kw = kernel
+    ho, wo = h + 2 * padding - dilation * (kh - 1), w + 2 * padding - dilation * (kw - 1)
+    x = torch.randn(n, cin, h, w, generator=g, dtype=dtype)
+    offset = offset_scale * torch.randn(n, 2 * kh * kw, ho, wo, generator=g, dtype=dtype)
+    weight = torch.randn(cout, cin, kh, kw, generator=g, dtype=dtype) / math.sqrt(cin * kh * kw)
+    return x, offset, weight
+
+
+def _compare(x, offset, weight, padding, dilation, atol):
+    grads = torch.randn(x.shape[0], weight.shape[0], *offset.shape[-2:], dtype=x.dtype)
+    results = []
+    for fn in (
+        lambda a, o, w: deform_conv2d_cpu(a, o, w, padding=padding, dilation=dilation),
+        lambda a, o, w: torchvision.ops.deform_conv2d(
+            a, o, w, padding=(padding, padding), dilation=(dilation, dilation)
+        ),
+    ):
+        leaves = [t.clone().requires_grad_() for t in (x, offset, weight)]
+        out = fn(*leaves)
+        results.append((out, *torch.autograd.grad(out, leaves, grads)))
+    for name, ours, ref in zip(("value", "d input", "d offset", "d weight"), *results, strict=True):
+        # Weight gradients sum over N*H*W products: float32 summation order alone moves them by
+        # ~1e-6 of their scale, so their tolerance is relative to that scale.
+        tol = atol * max(1.0, ref.abs().max().item()) if name == "d weight" else atol
+        torch.testing.assert_close(ours, ref, atol=tol, rtol=1e-5, msg=lambda m, name=name: f"{name}: {m}")
+
+
+@pytest.mark.parametrize(
+    ("n", "cin", "cout", "h", "w", "offset_scale", "padding", "dilation"),
+    [
+        (1, 4, 3, 5, 5, 0.0, 1, 1),  # zero offsets: border taps exactly on -1
+        (3, 48, 24, 13, 17, 1.5, 1, 1),  # the mask head's widths, odd size, batch > 1
+        (2, 6, 5, 9, 7, 8.0, 1, 1),  # many samples far outside the image
+        (2, 5, 4, 11, 6, 2.0, 2, 2),  # dilation
+        (2, 3, 2, 1, 1, 0.7, 1, 1),  # a single pixel
+        (1, 5, 4, 6, 8, 1.0, 0, 1),  # no padding
+    ],
+)
+def test_matches_torchvision_float32(n, cin, cout, h, w, offset_scale, padding, dilation):
+    x, offset, weight = _inputs(
+        n, cin, cout, h, w, offset_scale=offset_scale, padding=padding, dilation=dilation
+    )
+    _compare(x, offset, weight, padding, dilation, atol=1e-5)
+
+
+def test_matches_torchvision_float64_and_integer_offsets():
+    x, offset, weight = _inputs(2, 7, 3, 8, 9, dtype=torch.float64, seed=1)
+    _compare(x, offset, weight, 1, 1, atol=1e-12)
+    _compare(x, offset.round(), weight, 1, 1, atol=1e-12)  # samples exactly on pixel centers
+
+
+def test_non_square_kernel():
+    x, offset, weight = _inputs(2, 4, 3, 7, 9, kernel=(1, 3), seed=2, padding=0)
+    _compare(x, offset, weight, 0, 1, atol=1e-5)
+
+
+def test_large_batch_is_chunked_consistently(monkeypatch):
+    import vistr_core.ops.deform_conv as dc
+
+    x, offset, weight = _inputs(5, 3, 2, 6, 7, seed=3)
+    whole = deform_conv2d_cpu(x, offset, weight)
+    monkeypatch.setattr(dc, "_MAX_BAG_ENTRIES", 6 * 7 * 9 * 4 * 2)  # two samples per chunk
+    torch.testing.assert_close(deform_conv2d_cpu(x, offset, weight), whole, atol=0, rtol=0)
+
+
+def test_module_and_dispatch():
+    module = DeformConv2d(6, 4)
+    assert module.weight.shape == (4, 6, 3, 3) and not hasattr(module, "bias")
+    x, offset, _ = _inputs(2, 6, 4, 5, 5)
+    expected = torchvision.ops.deform_conv2d(x, offset, module.weight, padding=(1, 1))
+    torch.testing.assert_close(module(x, offset), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(deform_conv2d(x, offset, module.weight), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_rejects_mismatched_shapes():
+    x, offset, weight = _inputs(1, 4, 3, 5, 5)
+    with pytest.raises(ValueError, match="do not fit"):
+        deform_conv2d_cpu(x, offset[:, :10], weight)
