@@ -1,12 +1,132 @@
-"""`vistr train` (being built)."""
+"""`vistr train`: train VisTR on a YouTube-VIS-format dataset (one process, or DDP under torchrun)."""
 
 from __future__ import annotations
 
-from vistr_cli.errors import reports_errors
-from vistr_core.errors import VistrError
+import contextlib
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from vistr_cli.errors import reports_errors, stderr
+from vistr_cli.options import DeviceOpt, ForceOpt, PresetOpt
+from vistr_cli.progress import RichProgress
+from vistr_core.engine.trainer import TrainSummary
+from vistr_core.progress import no_progress
+
+
+def _overrides(**values: Any) -> dict[str, Any]:
+    """TrainConfig fields the user set (None = keep the preset's / the checkpoint's)."""
+    return {name: value for name, value in values.items() if value is not None}
 
 
 @reports_errors
-def train() -> None:
-    """Not available yet in this build."""
-    raise VistrError("vistr train is not available yet in this build")
+def train(
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", "-d", help="Dataset folder (YouTube-VIS 2019/2021, OVIS or `vistr data synth` output)."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Run folder: checkpoints, metrics.jsonl, config.json.")
+    ],
+    preset: PresetOpt = "vistr_r50",
+    split: Annotated[str, typer.Option(help="Split to train on.")] = "train",
+    epochs: Annotated[
+        int | None, typer.Option(help="Epochs (one epoch = clips_per_video clips of every video).")
+    ] = None,
+    max_iters: Annotated[int | None, typer.Option(help="Stop after this many optimizer steps.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Clips per step per process.")] = None,
+    accumulate: Annotated[
+        int | None, typer.Option(help="Batches accumulated into one optimizer step.")
+    ] = None,
+    num_frames: Annotated[
+        int | None, typer.Option(help="T, frames per clip (default: the preset's).")
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Learning rate (the backbone's is set by the preset).")
+    ] = None,
+    lr_backbone: Annotated[float | None, typer.Option(help="Backbone learning rate (0 freezes it).")] = None,
+    lr_drop: Annotated[
+        int | None, typer.Option(help="Divide the learning rates by 10 every N epochs.")
+    ] = None,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--init-from",
+            help="Start from these weights (COCO DETR-384, official VisTR, or a run).",
+            dir_okay=False,
+        ),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out exactly (from OUT/last.pt).")
+    ] = False,
+    resume_from: Annotated[
+        Path | None,
+        typer.Option("--resume-from", help="Continue exactly from this checkpoint.", dir_okay=False),
+    ] = None,
+    device: DeviceOpt = "auto",
+    amp: Annotated[
+        bool | None,
+        typer.Option(
+            "--amp/--no-amp",
+            help="Mixed precision on CUDA (bf16 where supported, else fp16 with loss scaling).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Data loading worker processes per training process.")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed (data order, augmentation, initialization).")
+    ] = None,
+    eval_every: Annotated[
+        int | None, typer.Option(help="Evaluate on --eval-split every N steps (0 = never).")
+    ] = None,
+    eval_split: Annotated[str, typer.Option(help="Split with ground truth for --eval-every.")] = "valid",
+    checkpoint_every: Annotated[
+        int | None, typer.Option(help="Also keep OUT/ckpt_NNNNNN.pt every N steps (0 = only last.pt).")
+    ] = None,
+    log_every: Annotated[int | None, typer.Option(help="Write metrics.jsonl every N steps.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    force: ForceOpt = False,
+) -> None:
+    """Train VisTR; Ctrl-C saves OUT/last.pt and stops cleanly, --resume continues exactly.
+
+    Examples:
+
+      vistr train --data shapes/ --preset tiny --out runs/tiny --max-iters 2000
+
+      torchrun --nproc_per_node 8 -m vistr_cli train --data ytvis/ --preset vistr_r50 --out runs/r50 --amp
+    """
+    from vistr_core.engine.trainer import train as run_training
+
+    overrides = _overrides(
+        epochs=epochs, max_iters=max_iters, batch_size=batch_size, accumulate=accumulate, lr=lr,
+        lr_backbone=lr_backbone, lr_drop=lr_drop, amp=amp, workers=workers, seed=seed,
+        eval_every=eval_every, checkpoint_every=checkpoint_every, log_every=log_every,
+    )  # fmt: skip
+    main_process = os.environ.get("RANK", "0") == "0"
+    show = main_process and not quiet
+    with RichProgress() if show else contextlib.nullcontext(no_progress) as progress:
+        summary = run_training(
+            data, split=split, preset=preset, out_dir=out, overrides=overrides, num_frames=num_frames,
+            resume=resume_from if resume_from is not None else resume, init_from=init_from,
+            device=device, force=force, eval_split=eval_split, progress=progress,
+        )  # fmt: skip
+    if main_process:
+        _report(summary)
+
+
+def _report(summary: TrainSummary) -> None:
+    state = "interrupted" if summary.interrupted else "finished"
+    losses = "  ".join(
+        f"{k.removeprefix('loss_')} {v:.4f}" for k, v in summary.losses.items() if not k[-1].isdigit()
+    )
+    stderr.print(f"[bold]{state}[/] after {summary.steps} steps ({summary.seconds:.0f} s): {losses}")
+    for step, metrics in sorted(summary.evaluations.items()):
+        stderr.print(f"eval at step {step}: " + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+    typer.echo(str(summary.last_checkpoint))
+    if summary.interrupted:
+        stderr.print(f"continue with: vistr train ... --out {summary.run_dir} --resume")

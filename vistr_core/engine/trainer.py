@@ -231,6 +231,10 @@ def _prepare(
     checkpoint = read_checkpoint(resume_path) if resume_path is not None else None
     saved = read_saved_run(checkpoint, resume_path) if checkpoint is not None else None
     model_config, data_config, config = _settings(preset, overrides, num_frames, saved)
+    if config.eval_every:
+        from .periodic_eval import check_eval_split
+
+        check_eval_split(data_root, eval_split)
     if ctx.is_main:
         prepare_run_dir(run_dir, resume=resume_path is not None, force=force)
     feed = build_feed(data_root, split, ctx, model_config.num_frames, data_config, config, saved)
