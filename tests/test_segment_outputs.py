@@ -6,6 +6,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 from _segment_fakes import ColorSlotModel, object_masks, scene_frame, write_scene_video
 from PIL import Image
 from pycocotools import mask as mask_utils
@@ -149,3 +150,16 @@ def test_render_writes_an_overlay_video(tmp_path):
     with open_video(overlay) as rendered:
         assert (rendered.width, rendered.height) == (96, 64)
         assert sum(1 for _ in rendered) == 5
+
+
+def test_variable_frame_rate_timestamps_come_from_the_decoder(tmp_path):
+    from _video_samples import write_video
+
+    pts_ms = [0, 40, 80, 200, 240, 520, 560, 600, 1000, 1040]
+    video = write_video(tmp_path / "vfr.mkv", len(pts_ms), pts_ms=pts_ms)
+    out = tmp_path / "out"
+    segment_videos([video], out, model=ColorSlotModel(8), device="cpu", frames=FrameRange(start=1))
+    meta = json.loads((out / "vfr" / "meta.json").read_text())
+    assert meta["frame_indices"] == list(range(1, 10))
+    assert meta["timestamps"] == pytest.approx([ms / 1000 for ms in pts_ms[1:]])  # from the source start
+    assert json.loads((out / "vfr" / "results.json").read_text()) == []  # no coloured objects here

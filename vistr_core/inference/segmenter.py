@@ -17,7 +17,7 @@ the final ids 1..K.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -94,7 +94,6 @@ class _Pending:
     track_ids: list[int]
     first_output: int
     size: tuple[int, int]
-    infos: list[FrameInfo] = field(default_factory=list)
 
 
 class VideoSegmenter:
@@ -217,7 +216,7 @@ class VideoSegmenter:
             labels = pred.labels[slots, t].numpy()
             keep = np.flatnonzero(scores >= NULL_FRAME_SCORE)
             masks = upsample_masks(pred.mask_logits[slots[keep], t], pending.size, self.logit_thr).numpy()
-            nonempty = dict(zip(keep.tolist(), masks.reshape(len(keep), -1).any(1).tolist(), strict=True))
+            nonempty = dict(zip(keep.tolist(), masks.any(axis=(1, 2)).tolist(), strict=True))
             for k, track_id in enumerate(pending.track_ids):
                 self.book.tracks[track_id].add_frame(
                     position, float(scores[k]), int(labels[k]), nonempty.get(k, False)
