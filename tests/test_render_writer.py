@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from vistr_core.errors import ConfigError, OutputExistsError
-from vistr_core.render import open_writer, output_kind, video_encoder
+from vistr_core.render import open_writer, output_kind, track_color, video_encoder
 from vistr_core.render import writer as writer_module
 
 
@@ -41,6 +41,18 @@ def test_video_keeps_rate_count_and_size(tmp_path, fps):
     assert rate == pytest.approx(fps, rel=1e-6) and count == 17 and (width, height) == (48, 32)
     assert codec in {"h264", "mpeg4"} and writer.codec == video_encoder()
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]  # no temporary left behind
+
+
+def test_video_colours_survive_encoding(tmp_path):
+    colours = [track_color(k) for k in (1, 2, 3, 4, 17)]
+    with open_writer(tmp_path / "c.mp4", width=64, height=48, fps=10) as writer:
+        for colour in colours:
+            writer.write(np.full((48, 64, 3), colour, np.uint8))
+    with av.open(str(tmp_path / "c.mp4")) as container:
+        decoded = [
+            f.to_ndarray(format="rgb24")[8:40, 8:56].reshape(-1, 3).mean(0) for f in container.decode(video=0)
+        ]
+    assert np.abs(np.array(decoded) - np.array(colours)).max() <= 6
 
 
 def test_odd_sizes_are_padded_to_even(tmp_path):

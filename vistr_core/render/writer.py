@@ -178,14 +178,16 @@ def _temp_sibling(path: Path, suffix: str) -> Path:
 
 
 class VideoWriter(FrameWriter):
-    """H.264 (or MPEG-4 fallback) in an MP4/MOV/MKV/AVI container at a constant ``fps``.
+    """H.264 (libx264 ``preset``/``crf``; MPEG-4 fallback) in an MP4/MOV/MKV/AVI container at a constant ``fps``.
 
     yuv420p needs even sizes: an odd width or height is padded by one replicated pixel.
     """
 
     kind = "video"
 
-    def __init__(self, path: Path, *, width: int, height: int, fps: float, crf: int = 23) -> None:
+    def __init__(
+        self, path: Path, *, width: int, height: int, fps: float, crf: int = 23, preset: str = "superfast"
+    ) -> None:
         self.codec = video_encoder()
         self._tmp = _temp_sibling(path, path.suffix)
         self._container = av.open(str(self._tmp), "w", format=VIDEO_FORMATS[path.suffix.lower()])
@@ -193,8 +195,12 @@ class VideoWriter(FrameWriter):
         stream = self._container.add_stream(self.codec, rate=rate)
         stream.width, stream.height = width + width % 2, height + height % 2
         stream.pix_fmt = "yuv420p"
+        # Tag what _encode produces (BT.601 matrix, limited range) so players do not assume BT.709 for HD.
+        stream.codec_context.colorspace, stream.codec_context.color_range = 5, 1  # AVCOL_SPC_BT470BG, MPEG
         if self.codec == "libx264":
-            stream.options = {"preset": "veryfast", "crf": str(crf)}
+            # superfast: about twice the speed of veryfast at 720p for about twice the bitrate
+            # (~2.5 Mbit/s at crf 23): overlays are written faster than most models segment.
+            stream.options = {"preset": preset, "crf": str(crf)}
         elif self.codec == FALLBACK_ENCODER:
             stream.bit_rate = int(0.15 * stream.width * stream.height * float(rate))  # ~4 Mbit/s at 720p30
         self._stream = stream
@@ -206,7 +212,9 @@ class VideoWriter(FrameWriter):
                 image, 0, self._stream.height - image.shape[0], 0, self._stream.width - image.shape[1],
                 cv2.BORDER_REPLICATE,
             )  # fmt: skip
-        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        # OpenCV's BT.601 limited-range conversion matches swscale's default within 2 levels and is
+        # ~5x faster than letting the encoder convert rgb24 (the single largest cost at 720p).
+        frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
 
