@@ -15,6 +15,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from vistr_cli.app import app
+from vistr_core.data.video_io import open_video
 from vistr_core.errors import ResultsError, VideoError
 from vistr_core.ops.masks import encode_masks
 from vistr_core.render import OverlayStyle, OverlayWriter, palette_for_png, render_overlay
@@ -283,3 +284,30 @@ def test_cli_ground_truth(tmp_path):
     )
     assert "--video-id" in one_line_error(run("--gt", gt, "--video-id", 99, "-o", tmp_path / "x.mp4"))
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_open_video_source_as_given_by_segment(tmp_path, clip):
+    # `vistr segment --start 2 --stride 3` hands over its VideoSource: results frame k = its k-th frame.
+    with open_video(clip, start=2, stride=3) as video:
+        summary = render_overlay(
+            make_results(video.frame_count), video, tmp_path / "out.mp4", style={"labels": False}
+        )
+        expected = list(video.frame_indices)
+    images, rate = decode_all(tmp_path / "out.mp4")
+    assert [read_index(im) for im in images] == expected == [2, 5, 8, 11, 14, 17]
+    assert summary.frames == 6 and rate == pytest.approx(25 / 3)
+
+
+def test_empty_results_render_the_plain_video(tmp_path, frames_dir):
+    summary = render_overlay([], frames_dir, tmp_path / "png", style=OPAQUE)
+    assert summary.frames == N and summary.tracks == 0
+    assert np.array_equal(
+        np.asarray(Image.open(tmp_path / "png" / "00007.png").convert("RGB")), index_image(7, H, W)
+    )
+
+
+def test_failure_midway_leaves_no_output(tmp_path, frames_dir):
+    (frames_dir / "12.png").write_bytes(b"not an image")
+    with pytest.raises(VideoError, match=r"12\.png"):
+        render_overlay(make_results(N), frames_dir, tmp_path / "out.mp4", style=PLAIN)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]

@@ -310,7 +310,10 @@ class VideoSource:
         """Stop every iteration in progress and release the decoder."""
         self._closed = True
         for iteration in list(self._iterations):
-            iteration.close()
+            try:
+                iteration.close()
+            except ValueError:
+                pass  # running on another thread (prefetch): it sees _closed and stops at the next frame
 
     def __enter__(self) -> VideoSource:
         return self

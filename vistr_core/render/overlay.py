@@ -12,6 +12,7 @@ per frame straight into bounding-box crops, and encoding runs on another thread.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -283,7 +284,7 @@ def _render_layers(
     started = time.perf_counter()
     labels = [[t.label(names) for t in layer] for layer in layers]
     total, seen = len(wanted), set()
-    with OverlayWriter(
+    writer = OverlayWriter(
         output,
         width=video.width,
         height=video.height,
@@ -293,8 +294,12 @@ def _render_layers(
         titles=titles,
         panes=len(layers),
         force=force,
-    ) as writer:
-        for frame in prefetch(video, depth=4):
+    )
+    # Exit order: the decoding thread stops first, then the output is committed (or removed).
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(writer)
+        frames = stack.enter_context(contextlib.closing(prefetch(video, depth=4)))
+        for frame in frames:
             position = wanted.get(frame.index)
             if position is None:
                 continue
