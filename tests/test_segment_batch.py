@@ -156,3 +156,20 @@ def test_tiny_checkpoint_end_to_end(tmp_path, runner):
             s is None or (s["size"] == [48, 80] and isinstance(s["counts"], str)) for s in r["segmentations"]
         )
     assert len(os.listdir(out / "clip" / "masks")) == 9
+
+
+def test_torchrun_env_shards_videos_over_ranks(tmp_path, runner, fake_model, monkeypatch):
+    folder = tmp_path / "videos"
+    for name in ("v1", "v2", "v3", "v4", "v5"):
+        write_scene_video(folder / f"{name}.mp4", 4)
+    out = tmp_path / "out"
+    seen = []
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        monkeypatch.setenv("LOCAL_RANK", str(rank))
+        result = runner.invoke(app, ["segment", str(folder), "-o", str(out), "-c", "m.pth"])
+        assert result.exit_code == 0, result.output
+        seen.append(sorted(p.name for p in out.iterdir()))
+    assert seen[0] == ["v1", "v3", "v5"]  # video i goes to rank i % world_size
+    assert seen[1] == ["v1", "v2", "v3", "v4", "v5"]
