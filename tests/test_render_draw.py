@@ -172,3 +172,31 @@ def test_drawing_into_a_pane_view_equals_drawing_alone():
 def test_draw_frame_rejects_masks_of_another_size():
     with pytest.raises(ValueError, match="do not fit"):
         draw_frame(np.zeros((10, 10, 3), np.uint8), np.zeros((1, 10, 12), bool), [1])
+
+
+def test_legend_lists_tracks_highlights_present_ones_and_truncates():
+    from vistr_core.render.legend import LegendPanel
+
+    entries = [(k, f"#{k}  thing 0.{k}") for k in range(1, 41)]
+    legend = LegendPanel(entries, height=200, scale=0.5)
+    rows = (200 - legend.top) // legend.row_height
+    assert len(legend.row_of) == rows - 1  # the last row says "+N more"
+    out = np.zeros((200, legend.width, 3), np.uint8)
+    legend.draw(out, present=[2])
+    dim, bright = legend.panels
+    y2 = legend.top + legend.row_of[2] * legend.row_height
+    assert np.array_equal(out[y2 : y2 + legend.row_height], bright[y2 : y2 + legend.row_height])
+    assert np.array_equal(out[:y2], dim[:y2]) and not np.array_equal(dim, bright)
+    swatch = out[legend.top + 2, legend.top + 2]  # row 1's colour square
+    assert tuple(swatch) == track_color(1) and legend.width % 2 == 0
+
+
+def test_frame_size_mismatch_in_overlay_writer(tmp_path):
+    from vistr_core.errors import VideoError
+    from vistr_core.render import OverlayWriter
+
+    writer = OverlayWriter(tmp_path / "o.mp4", width=64, height=48, fps=10)
+    with pytest.raises(VideoError, match="expected 64x48"):
+        writer.write(np.zeros((40, 64, 3), np.uint8), np.zeros((0, 40, 64), bool), [])
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []

@@ -115,6 +115,12 @@ def test_meta_frame_indices_map_subsampled_results_to_source_frames(tmp_path, cl
     assert rate == pytest.approx(12.5)  # the source's 25 fps over the stride: real time kept
 
 
+def test_irregular_frame_indices(tmp_path, clip):
+    indices = [0, 1, 5, 6, 13]
+    render_overlay(make_results(5), clip, tmp_path / "out.mp4", style=PLAIN, frame_indices=indices)
+    assert [read_index(im) for im in decode_all(tmp_path / "out.mp4")[0]] == indices
+
+
 def test_start_end_select_source_frames(tmp_path, clip):
     render_overlay(make_results(N), clip, tmp_path / "out.mp4", style=PLAIN, start=5, end=9)
     assert [read_index(im) for im in decode_all(tmp_path / "out.mp4")[0]] == [5, 6, 7, 8]
