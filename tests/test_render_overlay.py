@@ -211,18 +211,21 @@ def test_ground_truth_alone_and_side_by_side(tmp_path):
     first = np.asarray(Image.open(tmp_path / "gt" / "00000.png").convert("RGB"))
     disc = track_masks(6, 1)[0].astype(bool) & ~track_masks(6, 2)[0].astype(bool)
     assert (first[disc] == palette_for_png()[3:6]).all()
-    results = make_results(6, tracks=(3,), video_id=7)
+    results = make_results(6, tracks=(1,), video_id=7)  # where ground-truth track 1 is, as track 9
+    results[0]["track_id"] = 9
     summary = render_ground_truth(gt, tmp_path / "both", frames_root=root, results=results, style=OPAQUE)
     both = np.asarray(Image.open(tmp_path / "both" / "00000.png").convert("RGB"))
     assert summary.width == 2 * W and both.shape == (H, 2 * W, 3)
     left, right = both[:, :W], both[:, W:]
-    below_titles = np.zeros((H, W), bool)  # each pane is captioned in its top-right corner
-    below_titles[label_patch("ground truth", (40, 40, 40), OPAQUE.text_scale(H, W)).shape[0] :] = True
-    third = track_masks(6, 3)[0].astype(bool)
-    assert (right[third & below_titles] == palette_for_png()[9:12]).all()  # predictions on the right
-    assert np.array_equal(right[~third & below_titles], index_image(0, H, W)[~third & below_titles])
-    assert (left[disc & below_titles] == palette_for_png()[3:6]).all()  # ground truth on the left
-    assert (disc & below_titles).sum() > 50 and (third & below_titles).sum() > 50
+    clear_of_titles = np.zeros((H, W), bool)  # outside the caption strip at the bottom of each pane
+    clear_of_titles[: H - label_patch("ground truth", (40, 40, 40), OPAQUE.text_scale(H, W)).shape[0]] = True
+    predicted = track_masks(6, 1)[0].astype(bool)
+    assert (disc & clear_of_titles).sum() > 50 and (predicted & clear_of_titles).sum() > 50
+    assert (right[predicted & clear_of_titles] == palette_for_png()[27:30]).all()  # predictions on the right
+    assert np.array_equal(
+        right[~predicted & clear_of_titles], index_image(0, H, W)[~predicted & clear_of_titles]
+    )
+    assert (left[disc & clear_of_titles] == palette_for_png()[3:6]).all()  # ground truth on the left
 
 
 # -- the command -----------------------------------------------------------------------------------
@@ -317,3 +320,16 @@ def test_failure_midway_leaves_no_output(tmp_path, frames_dir):
     with pytest.raises(VideoError, match=r"12\.png"):
         render_overlay(make_results(N), frames_dir, tmp_path / "out.mp4", style=PLAIN)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
+
+
+def test_side_by_side_with_legends_of_different_widths(tmp_path):
+    # Ground-truth legend rows have no score, so they are narrower than the predictions' rows.
+    gt = write_gt(tmp_path / "data")
+    results = make_results(6, tracks=(1, 2, 3), video_id=7)
+    summary = render_ground_truth(
+        gt, tmp_path / "both.mp4", frames_root=tmp_path / "data" / "JPEGImages", results=results,
+        style=OverlayStyle(legend=True, score_thr=0.0),
+    )  # fmt: skip
+    images, _ = decode_all(tmp_path / "both.mp4")
+    assert len(images) == 6 and summary.width % 2 == 0 and summary.width > 2 * W
+    assert images[0].shape[1] == summary.width

@@ -66,8 +66,11 @@ class LegendPanel:
             self.panels.append(panel)
 
     def draw(self, out: np.ndarray, present: Sequence[int]) -> None:
-        """Write the panel into ``out`` ``[height, width, 3]``, highlighting the tracks in ``present``."""
+        """Write the panel into ``out`` ``[height, >= width, 3]`` (left-aligned; any extra width is
+        background, so panes with different legends line up), highlighting the tracks in ``present``."""
         dim, bright = self.panels
+        out[:, self.width :] = _BACKGROUND
+        out = out[:, : self.width]
         out[:] = dim
         for track_id in present:
             k = self.row_of.get(int(track_id))

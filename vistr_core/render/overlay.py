@@ -86,7 +86,8 @@ class OverlayWriter:
         width, height: source frame size; fps: output frame rate.
         style: what to draw.
         legends: per pane, the legend rows ``(track_id, text)`` (used when ``style.legend``).
-        titles: per pane, a caption drawn in its top-left corner (e.g. "ground truth"); None for none.
+        titles: per pane, a caption in its bottom-left corner (e.g. "ground truth"), where it
+            rarely hides a label (labels sit above their objects); None for none.
         panes: number of copies of the frame side by side, each with its own instances.
         force: overwrite an existing output.
 
@@ -119,7 +120,7 @@ class OverlayWriter:
         self._titles = [
             label_patch(t, (40, 40, 40), scale) if t else None for t in (titles or [None] * panes)
         ]
-        self.pane_width = width + (self._legends[0].width if self._legends[0] is not None else 0)
+        self.pane_width = width + max((lg.width for lg in self._legends if lg is not None), default=0)
         self.writer: FrameWriter = open_writer(
             output, width=self.pane_width * panes, height=height, fps=fps, force=force
         )
@@ -168,7 +169,7 @@ class OverlayWriter:
                 legend.draw(canvas[:, x + self.width : x + self.pane_width], present)
             title = self._titles[k]
             if title is not None:
-                paste(view, title, self.width - title.shape[1], 0)
+                paste(view, title, 0, self.height - title.shape[0])
         self.writer.write(canvas, index)
 
     def commit(self) -> FrameWriter:
