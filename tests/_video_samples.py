@@ -40,6 +40,7 @@ def write_video(
     rate: int = 25,
     pts_ms: Sequence[int] | None = None,
     codec: str = "mpeg4",
+    rotation: int | None = None,
 ) -> Path:
     """Write ``count`` index frames (``size`` = (W, H)); ``pts_ms`` gives irregular timestamps (VFR)."""
     width, height = size
@@ -49,6 +50,8 @@ def write_video(
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if pts_ms is not None:
             stream.time_base = Fraction(1, 1000)
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
         for i in range(count):
             frame = av.VideoFrame.from_ndarray(index_image(i, height, width), format="rgb24")
             if pts_ms is not None:

@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from _video_samples import index_image, read_index, write_frames, write_video
@@ -59,6 +60,20 @@ def test_frame_count_without_container_metadata(tmp_path):
         assert video._declared_frames == 0
         assert video.source_frame_count == 17 and video.frame_count == 9
         assert len(list(video)) == 9
+
+
+@pytest.mark.parametrize(
+    ("rotation", "undo"),
+    [(-90, cv2.ROTATE_90_COUNTERCLOCKWISE), (90, cv2.ROTATE_90_CLOCKWISE), (180, cv2.ROTATE_180)],
+)
+def test_display_rotation_is_applied(tmp_path, rotation, undo):
+    # A phone video is stored sideways with a display matrix: frames come out upright, as players show them.
+    path = write_video(tmp_path / "phone.mp4", 5, rotation=rotation)
+    with open_video(path) as video:
+        frames = list(video)
+        upright = (32, 48) if rotation == 180 else (48, 32)
+        assert (video.height, video.width) == upright and frames[0].image.shape[:2] == upright
+    assert [read_index(cv2.rotate(f.image, undo)) for f in frames] == list(range(5))
 
 
 def test_variable_frame_rate_timestamps_come_from_pts(tmp_path):

@@ -42,6 +42,9 @@ VIDEO_EXTENSIONS = frozenset(
     }
 )  # fmt: skip
 DEFAULT_FOLDER_FPS = 30.0
+# Display-matrix rotation (degrees counter-clockwise, as PyAV reports it) -> the turn that shows
+# the frame upright, as players do: phone videos are stored sideways with such a tag.
+_ROTATIONS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -101,7 +104,8 @@ class VideoSource:
     Attributes:
         path: the file or folder.
         kind: ``"file"`` or ``"frames"``.
-        width, height: frame size in pixels.
+        width, height: frame size in pixels, upright: a file's display rotation (phone videos) is
+            applied to every frame, as players do.
         fps: frames per second (the container's average rate; for folders the ``fps`` given to
             :func:`open_video`, default 30).
         frame_count: number of frames iteration will yield (after start/end/stride).
@@ -215,7 +219,12 @@ class VideoSource:
             first = next(self._decode(container, stream, 0), None)
             if first is None:
                 raise VideoError(f"cannot decode {self.path}: it has no decodable frame; is it a video?")
-            self.width, self.height = first.width, first.height
+            self._coded_size = (first.width, first.height)
+            self._rotate = _ROTATIONS.get(round(first.rotation / 90) * 90 % 360)
+            quarter_turn = self._rotate in (cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_90_COUNTERCLOCKWISE)
+            self.width, self.height = (
+                (first.height, first.width) if quarter_turn else (first.width, first.height)
+            )
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             self.fps = float(rate) if rate else float(fps or DEFAULT_FOLDER_FPS)
             self._declared_frames = int(stream.frames or 0)
@@ -270,16 +279,18 @@ class VideoSource:
                     return
                 if index < self.start or (index - self.start) % self.stride:
                     continue  # skipped frames are decoded (codecs need it) but never converted
-                if (frame.width, frame.height) != (self.width, self.height):
+                if (frame.width, frame.height) != self._coded_size:
                     raise VideoError(
                         f"{self.path}: frame {index} is {frame.width}x{frame.height} but the video "
-                        f"starts at {self.width}x{self.height}; re-encode it at one size"
+                        f"starts at {self._coded_size[0]}x{self._coded_size[1]}; re-encode it at one size"
                     )
                 if frame.pts is not None and first_pts is not None:
                     timestamp = float((frame.pts - first_pts) * time_base)
                 else:
                     timestamp = index / self.fps
                 image = frame.to_ndarray(format="rgb24")
+                if self._rotate is not None:
+                    image = cv2.rotate(image, self._rotate)
                 yield Frame(index=index, timestamp=timestamp, name=f"{index:05d}", image=image)
         finally:
             container.close()
