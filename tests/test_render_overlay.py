@@ -134,7 +134,7 @@ def test_score_threshold_hides_low_tracks(tmp_path, frames_dir):
         tmp_path / "png",
         style=OverlayStyle(alpha=1.0, score_thr=0.75, labels=False, contours=False),
     )
-    assert summary.tracks == 1
+    assert summary.tracks == 1 and summary.hidden == 2
     image = np.asarray(Image.open(tmp_path / "png" / "00000.png").convert("RGB"))
     only_track1 = track_masks(N, 1)[0].astype(bool) & ~track_masks(N, 3)[0].astype(bool)
     assert np.array_equal(image[only_track1], index_image(0, H, W)[only_track1])
@@ -254,7 +254,9 @@ def test_cli_uses_meta_json_source(tmp_path, clip):
     (folder / "meta.json").write_text(json.dumps(meta))
     result = run(folder / "results.json", "-o", tmp_path / "overlay.mp4", "--legend", "--boxes")
     assert result.exit_code == 0, result.output
-    assert "wrote" in result.output and f"{N} frames" in result.output
+    assert "wrote" in result.output and f"{N} frames" in result.output and "3 tracks," in result.output
+    hiding = run(folder / "results.json", "-o", tmp_path / "top.gif", "--score-thr", "0.75")
+    assert hiding.exit_code == 0 and "1 track (2 below --score-thr hidden)" in hiding.output
     images, rate = decode_all(tmp_path / "overlay.mp4")
     assert len(images) == N and rate == 25.0
     existing = run(folder / "results.json", "-o", tmp_path / "overlay.mp4")

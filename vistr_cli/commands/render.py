@@ -110,11 +110,16 @@ def render(
     _report(summary)
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _report(summary: RenderSummary) -> None:
     console = Console(highlight=False)
     what = _KIND[summary.kind] + (f", {summary.codec}" if summary.kind == "video" else "")
+    hidden = f" ({summary.hidden} below --score-thr hidden)" if summary.hidden else ""
     console.print(
         f"[green]wrote[/] {escape(str(summary.output))} ({what}): {summary.frames} frames, "
-        f"{summary.width}x{summary.height} @ {summary.fps:.3g} fps, {summary.tracks} tracks, "
+        f"{summary.width}x{summary.height} @ {summary.fps:.3g} fps, {_plural(summary.tracks, 'track')}{hidden}, "
         f"{summary.seconds:.1f} s ({summary.frames / max(summary.seconds, 1e-9):.0f} frames/s)"
     )

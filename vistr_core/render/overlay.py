@@ -55,6 +55,7 @@ class RenderSummary:
         codec: encoder used (``libx264``, ``mpeg4``, ``gif``, ``png``).
         frames, width, height, fps: of the written frames (width includes panes and legends).
         tracks: tracks drawn (after the score threshold), summed over panes.
+        hidden: tracks not drawn because they score below ``style.score_thr``.
         seconds: wall time.
     """
 
@@ -67,6 +68,7 @@ class RenderSummary:
     fps: float
     tracks: int
     seconds: float
+    hidden: int = 0
 
 
 @dataclass(frozen=True)
@@ -272,6 +274,7 @@ def _pane(tracks: Sequence[Track], labels: Sequence[str], position: int) -> Pane
 def _render_layers(
     video: VideoSource,
     layers: Sequence[Sequence[Track]],
+    hidden: int,
     wanted: Mapping[int, int],
     output: Path,
     *,
@@ -325,6 +328,7 @@ def _render_layers(
         height=out.height,
         fps=out.fps,
         tracks=sum(len(layer) for layer in layers),
+        hidden=hidden,
         seconds=time.perf_counter() - started,
     )
 
@@ -394,6 +398,7 @@ def render_overlay(
         return _render_layers(
             opened,
             [_visible(tracks, style)],
+            len(tracks) - len(_visible(tracks, style)),
             wanted,
             Path(output),
             style=style,
@@ -431,6 +436,7 @@ def render_ground_truth(
     gt = ground_truth_video(annotation_file, video_id=video_id, frames_root=frames_root)
     layers = [_visible(gt.tracks, style)]
     titles = None
+    predicted: list[Track] = []
     length = len(gt.frame_files)
     if results is not None:
         source = "results" if isinstance(results, Sequence) and not isinstance(results, str) else str(results)
@@ -461,6 +467,7 @@ def render_ground_truth(
         return _render_layers(
             video,
             layers,
+            len(gt.tracks) + len(predicted) - sum(len(layer) for layer in layers),
             wanted,
             Path(output),
             style=style,
