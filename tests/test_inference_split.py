@@ -67,7 +67,7 @@ def test_predict_split_with_a_random_tiny_model(tmp_path):
     from vistr_core.model import build_vistr
     from vistr_core.presets import get_preset
 
-    make_split(tmp_path, {1: 7})
+    make_split(tmp_path, {1: 5})
     preset = get_preset("tiny")
     model = build_vistr(preset.model).eval()
     model.categories = CategoryMap.generic(1)
@@ -75,4 +75,4 @@ def test_predict_split_with_a_random_tiny_model(tmp_path):
     with torch.no_grad():
         results, _ = predict_split(tmp_path, "valid", model=model, infer=InferConfig(mask_thr=0.3))
     for r in results:
-        assert r["video_id"] == 1 and r["category_id"] == 1 and len(r["segmentations"]) == 7
+        assert r["video_id"] == 1 and r["category_id"] == 1 and len(r["segmentations"]) == 5

@@ -173,3 +173,16 @@ def test_torchrun_env_shards_videos_over_ranks(tmp_path, runner, fake_model, mon
         seen.append(sorted(p.name for p in out.iterdir()))
     assert seen[0] == ["v1", "v3", "v5"]  # video i goes to rank i % world_size
     assert seen[1] == ["v1", "v2", "v3", "v4", "v5"]
+
+
+def test_outputs_inside_the_input_folder_are_not_inputs(tmp_path, fake_model):
+    folder = tmp_path / "videos"
+    write_scene_video(folder / "clip.mp4", 4)
+    out = folder / "out"
+    args = {"checkpoint": Path("m.pth"), "outputs": segment_module.OutputOptions(png=True, render=True)}
+    first = segment_module.segment_videos([folder], out, **args)
+    assert [v.name for v in first.videos] == ["clip"]
+    again = segment_module.segment_videos(
+        [folder], out, **args
+    )  # masks/ and overlay.mp4 now exist under out/
+    assert [(v.name, v.status) for v in again.videos] == [("clip", "skipped")]

@@ -138,7 +138,8 @@ def segment_videos(
     infer = infer or InferConfig()
     outputs = outputs or OutputOptions()
     frames = frames or FrameRange()
-    videos = iter_videos(inputs, recursive=recursive)
+    # outputs inside a searched folder (masks/ looks like a frame folder) are never inputs
+    videos = [v for v in iter_videos(inputs, recursive=recursive) if not _inside(v, out_dir)]
     names = output_names(videos)
     mine = [(v, n) for i, (v, n) in enumerate(zip(videos, names, strict=True)) if i % world_size == rank]
     todo = [(v, n) for v, n in mine if force or not is_finished(out_dir / n)]
@@ -162,6 +163,10 @@ def segment_videos(
             on_video(status)
     progress(ProgressUpdate("videos", len(mine), len(mine), done=True))
     return summary
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return Path(path).resolve().is_relative_to(Path(folder).resolve())
 
 
 def _load(checkpoint: Path | None, device: torch.device) -> nn.Module:
