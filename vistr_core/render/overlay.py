@@ -333,6 +333,17 @@ def _render_layers(
     )
 
 
+def _load_tracks(
+    results: Sequence[Mapping[str, Any]] | str | os.PathLike[str], video_id: int | None
+) -> tuple[list[Track], str]:
+    """The tracks of one video from a results list or file, and a name for messages."""
+    if isinstance(results, str | os.PathLike):
+        tracks, _ = tracks_from_results(read_results(results), video_id=video_id, source=Path(results).name)
+        return tracks, Path(results).name
+    tracks, _ = tracks_from_results(results, video_id=video_id, source="results")
+    return tracks, "results"
+
+
 def render_overlay(
     results: Sequence[Mapping[str, Any]] | str | os.PathLike[str],
     video: str | os.PathLike[str] | VideoSource,
@@ -367,15 +378,13 @@ def render_overlay(
         a :class:`RenderSummary`. Nothing is written if any check fails (sizes, frame counts).
     """
     style = _style(style)
-    source = str(results) if not isinstance(results, Sequence) or isinstance(results, str) else "results"
-    entries = read_results(results) if source != "results" else results
-    tracks, _ = tracks_from_results(entries, video_id=video_id, source=Path(source).name)
+    tracks, source = _load_tracks(results, video_id)
     length = num_frames(tracks)
     if isinstance(video, VideoSource):
         length = video.frame_count if length is None else length
         if length != video.frame_count:
             raise ResultsError(
-                f"{Path(source).name} has {length} frames per track but {video.path} yields {video.frame_count}; "
+                f"{source} has {length} frames per track but {video.path} yields {video.frame_count}; "
                 "pass the video (and --start/--stride) the results were made from"
             )
         wanted = _wanted_frames(length, frame_indices or list(video.frame_indices), start, end)
@@ -389,11 +398,11 @@ def render_overlay(
         if frame_indices is None and opened.source_frame_count != length:
             opened.close()
             raise ResultsError(
-                f"{Path(source).name} has {length} frames per track but {opened.path} has "
+                f"{source} has {length} frames per track but {opened.path} has "
                 f"{opened.source_frame_count}; pass the --video the results were made from, or keep its meta.json beside the results"
             )
     try:
-        _check_fits(opened, tracks, wanted, Path(source).name)
+        _check_fits(opened, tracks, wanted, source)
         stride = _regular_stride(sorted(wanted)) or 1
         return _render_layers(
             opened,
@@ -439,18 +448,16 @@ def render_ground_truth(
     predicted: list[Track] = []
     length = len(gt.frame_files)
     if results is not None:
-        source = "results" if isinstance(results, Sequence) and not isinstance(results, str) else str(results)
-        entries = read_results(results) if source != "results" else results
-        predicted, _ = tracks_from_results(entries, video_id=gt.video_id, source=Path(source).name)
+        predicted, source = _load_tracks(results, gt.video_id)
         if predicted and num_frames(predicted) != length:
             raise ResultsError(
-                f"{Path(source).name} has {num_frames(predicted)} frames per track for video {gt.video_id} "
+                f"{source} has {num_frames(predicted)} frames per track for video {gt.video_id} "
                 f"but {annotation_file} lists {length}; pass results made on this annotation file"
             )
-        size = mask_size(predicted, Path(source).name)
+        size = mask_size(predicted, source)
         if size is not None and size != gt.size:
             raise ResultsError(
-                f"{Path(source).name} masks are {size[1]}x{size[0]} but video {gt.video_id} is "
+                f"{source} masks are {size[1]}x{size[0]} but video {gt.video_id} is "
                 f"{gt.size[1]}x{gt.size[0]}; pass results made on this annotation file"
             )
         layers.append(_visible(predicted, style))
