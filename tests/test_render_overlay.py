@@ -259,6 +259,8 @@ def test_cli_uses_meta_json_source(tmp_path, clip):
     assert hiding.exit_code == 0 and "1 track (2 below --score-thr hidden)" in hiding.output
     images, rate = decode_all(tmp_path / "overlay.mp4")
     assert len(images) == N and rate == 25.0
+    by_folder = run(folder, "-o", tmp_path / "from_folder.gif")  # the segment output folder works too
+    assert by_folder.exit_code == 0, by_folder.output
     existing = run(folder / "results.json", "-o", tmp_path / "overlay.mp4")
     assert "--force" in one_line_error(existing)
     assert run(folder / "results.json", "-o", tmp_path / "overlay.mp4", "--force").exit_code == 0

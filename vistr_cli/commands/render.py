@@ -23,7 +23,8 @@ def render(
     results: Annotated[
         Path | None,
         typer.Argument(
-            help="results.json from `vistr segment` (or any YouTube-VIS results list).", dir_okay=False
+            metavar="RESULTS",
+            help="results.json from `vistr segment` (or its output folder, or any YouTube-VIS results list).",
         ),
     ] = None,
     output: Annotated[

@@ -9,7 +9,7 @@ ground truth (``--gt``), alone or beside the results.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ class RenderRequest:
     """Everything ``vistr render`` was asked for (see the CLI help for each field)."""
 
     output: Path
-    results: Path | None = None
+    results: Path | None = None  # a results JSON, or a `vistr segment` output folder holding one
     video: Path | None = None
     gt: Path | None = None
     video_id: int | None = None
@@ -98,6 +98,8 @@ def run_render(request: RenderRequest, progress: ProgressCallback = no_progress)
         )
     if request.results is None:
         raise ConfigError("nothing to render; pass a RESULTS file, or --gt GT.json for ground truth")
+    if request.results.is_dir():  # a `vistr segment` output folder
+        request = replace(request, results=request.results / "results.json")
     if not request.results.is_file():
         raise ResultsError(
             f"results file {request.results} does not exist; pass the results.json written by vistr segment"
