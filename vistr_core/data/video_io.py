@@ -142,7 +142,9 @@ class VideoSource:
         else:
             self.kind = "file"
             self._open_file(fps)
-        if self.frame_count == 0:
+        # Checked now only when it is free: counting an undeclared file would read it all at open.
+        count_known = self.kind == "frames" or self._declared_frames > 0
+        if count_known and self.frame_count == 0:
             raise VideoError(
                 f"{path}: no frames in the range start={start} end={end} stride={stride} "
                 f"(the source has {self.source_frame_count} frames); choose another --start/--end"
