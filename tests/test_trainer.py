@@ -107,8 +107,10 @@ def test_refuses_existing_run_and_bad_resume(dataset, tmp_path):
         run(dataset, tmp_path / "r", overrides={"max_iters": 1})
     with pytest.raises(ConfigError, match="lr"):
         run(dataset, tmp_path / "r", overrides={"max_iters": 2, "lr": 1.0}, resume=True)
-    with pytest.raises(CheckpointError, match="not found"):
+    with pytest.raises(ConfigError, match="no last.pt"):
         run(dataset, tmp_path / "empty", resume=True)
+    with pytest.raises(CheckpointError, match="not found"):
+        run(dataset, tmp_path / "r", resume=tmp_path / "missing.pt")
     forced = run(dataset, tmp_path / "r", overrides={"max_iters": 1}, force=True)
     assert forced.steps == 1
 

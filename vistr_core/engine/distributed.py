@@ -8,6 +8,7 @@ variables everything here is a no-op and the same code runs in a single process.
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ import torch.distributed as dist
 
 from ..errors import ConfigError
 from .device import select_device
+
+PROCESS_GROUP_TIMEOUT_MINUTES = 120
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ def init_distributed(device_spec: str = "auto") -> DistContext:
             backend="nccl" if device.type == "cuda" else "gloo",
             rank=rank,
             world_size=world,
+            # rank 0 evaluates alone during --eval-every while the others wait at a barrier
+            timeout=datetime.timedelta(minutes=PROCESS_GROUP_TIMEOUT_MINUTES),
             **({"device_id": device} if device.type == "cuda" else {}),
         )
     return DistContext(rank, world, local_rank, device)

@@ -11,6 +11,7 @@ from ..categories import CategoryMap
 from ..config import DataConfig, TrainConfig
 from ..data.clip import ClipBatch
 from ..data.loader import TrainLoader, build_train_loader
+from ..errors import ConfigError
 from .distributed import DistContext
 from .train_state import SavedRun
 
@@ -67,4 +68,10 @@ def build_feed(
         distributed=ctx.distributed,
         pin_memory=ctx.device.type == "cuda",
     )
-    return TrainFeed(loader, config.accumulate)
+    feed = TrainFeed(loader, config.accumulate)
+    if feed.steps_per_epoch == 0:
+        raise ConfigError(
+            f"--accumulate {config.accumulate} is more than the {len(loader)} batch(es) per epoch of {data_root}; "
+            "lower --accumulate or --batch-size"
+        )
+    return feed

@@ -34,6 +34,8 @@ def save_checkpoint(run: _Run, *, numbered: bool) -> None:
     """
     from ..model.loading import model_checkpoint_payload
 
+    if not numbered and run.saved == run.position:
+        return  # last.pt already holds exactly this state (e.g. epoch end == end of training)
     rng_states = _all_rng_states()
     if run.ctx.is_main:
         payload = training_payload(
@@ -60,4 +62,5 @@ def save_checkpoint(run: _Run, *, numbered: bool) -> None:
             write_checkpoint(payload, last)
         if not (run.run_dir / CONFIG).exists():
             write_run_config(run.run_dir, payload["config"], payload["categories"])
+    run.saved = run.position
     barrier()

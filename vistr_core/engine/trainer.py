@@ -102,6 +102,8 @@ class _Run:
     progress: ProgressCallback
     metrics: MetricsLog | None
     losses: dict[str, float] = field(default_factory=dict)
+    shown: dict[str, float] = field(default_factory=dict)  # what the progress bar shows
+    saved: Position | None = None  # the position last.pt holds
     evaluations: dict[int, dict[str, float]] = field(default_factory=dict)
 
     @property
@@ -179,6 +181,10 @@ def _resolve_preset(preset: str | Preset) -> Preset:
 def _resume_path(resume: bool | str | Path, out_dir: Path) -> Path | None:
     if resume is False or resume is None:
         return None
+    if resume is True and not (out_dir / LAST).is_file():
+        raise ConfigError(
+            f"--resume: {out_dir} has no {LAST} to continue; drop --resume to start a new run there"
+        )
     return out_dir / LAST if resume is True else Path(resume)
 
 
@@ -331,9 +337,13 @@ def _fit(run: _Run) -> bool:
 
 
 def _end_epoch(run: _Run) -> None:
+    """Step the schedule; save ``last.pt`` unless the epoch was short (tiny datasets would write a
+    checkpoint every few steps): then the periodic checkpoints cover it."""
     run.scheduler.step()
     run.position = Position(run.position.step, run.position.epoch + 1, 0)
-    save_checkpoint(run, numbered=False)
+    since_save = run.position.step - (run.saved.step if run.saved is not None else 0)
+    if run.config.checkpoint_every == 0 or since_save >= run.config.checkpoint_every:
+        save_checkpoint(run, numbered=False)
 
 
 def _step(run: _Run, group: list[ClipBatch], meter: _Meter, data_seconds: float) -> None:
@@ -372,7 +382,8 @@ def _check_finite(losses: dict[str, Tensor], step: int) -> None:
         value = f" = {losses[term].item()}" if bad else ""
         raise TrainingDivergedError(
             f"training diverged at step {step}: loss term {term}{value} is not finite; nothing was saved "
-            "after the last checkpoint. Resume from last.pt with a lower --lr, or without --amp"
+            "after the last checkpoint (last.pt). Start a new run with --init-from last.pt and a lower --lr, "
+            "or (with --amp) --resume with --no-amp"
         )
 
 
@@ -392,6 +403,10 @@ def _after_step(run: _Run, meter: _Meter) -> None:
     step, config = run.position.step, run.config
     if step % config.log_every == 0 or step == run.total_steps:
         _log(run, meter)
+    else:
+        run.progress(
+            ProgressUpdate("iterations", step, run.total_steps, f"epoch {run.position.epoch}", run.shown)
+        )
     if config.checkpoint_every and step % config.checkpoint_every == 0:
         save_checkpoint(run, numbered=True)
     if config.eval_every and step % config.eval_every == 0:
