@@ -144,20 +144,19 @@ def segment_videos(
     mine = [(v, n) for i, (v, n) in enumerate(zip(videos, names, strict=True)) if i % world_size == rank]
     todo = [(v, n) for v, n in mine if force or not is_finished(out_dir / n)]
     summary = SegmentSummary()
-    segmenter: VideoSegmenter | None = None
+    job: _Job | None = None
     if todo:
         if model is None:
             model = _load(checkpoint, select_device(device) if isinstance(device, str) else device)
         # a given model stays on its device unless a device is asked for explicitly
         segmenter = VideoSegmenter(model, infer=infer, device=None if device == "auto" else device)
+        job = _Job(segmenter, frames, video_id, outputs, checkpoint, force, progress)
     for done, (video, name) in enumerate(mine):
         progress(ProgressUpdate("videos", done, len(mine), description=name))
-        if segmenter is None or (not force and is_finished(out_dir / name)):
+        if job is None or (not force and is_finished(out_dir / name)):
             status = VideoStatus(video, name, "skipped", message="already done; --force to redo")
         else:
-            status = _run_one(
-                segmenter, video, out_dir / name, name, frames, video_id, outputs, checkpoint, force, progress
-            )
+            status = job.run(video, out_dir / name)
         summary.videos.append(status)
         if on_video is not None:
             on_video(status)
@@ -177,78 +176,74 @@ def _load(checkpoint: Path | None, device: torch.device) -> nn.Module:
     return load_model(checkpoint, device=device)
 
 
-def _run_one(
-    segmenter: VideoSegmenter,
-    source: Path,
-    target: Path,
-    name: str,
-    frames: FrameRange,
-    video_id: int,
-    outputs: OutputOptions,
-    checkpoint: Path | None,
-    force: bool,
-    progress: ProgressCallback,
-) -> VideoStatus:
-    """Segment one video into ``target``; failures become a ``failed`` status."""
-    started = time.perf_counter()
-    try:
-        with open_video(source, start=frames.start, end=frames.end, stride=frames.stride) as video:
-            with atomic_directory(target, force=force) as tmp:
-                count, tracks = _segment_into(
-                    segmenter, video, tmp, name, video_id, outputs, checkpoint, progress
-                )
-    except (VistrError, OSError, torch.OutOfMemoryError) as err:
-        message = str(err) if isinstance(err, VistrError) else f"{source}: {type(err).__name__}: {err}"
-        return VideoStatus(source, name, "failed", message=" ".join(message.split()))
-    elapsed = time.perf_counter() - started
-    return VideoStatus(source, name, "done", frames=count, tracks=tracks, fps=count / max(elapsed, 1e-9))
+@dataclass(frozen=True)
+class _Job:
+    """What every video of one batch shares."""
 
+    segmenter: VideoSegmenter
+    frames: FrameRange
+    video_id: int
+    outputs: OutputOptions
+    checkpoint: Path | None
+    force: bool
+    progress: ProgressCallback
 
-def _segment_into(
-    segmenter: VideoSegmenter,
-    video: VideoSource,
-    folder: Path,
-    name: str,
-    video_id: int,
-    outputs: OutputOptions,
-    checkpoint: Path | None,
-    progress: ProgressCallback,
-) -> tuple[int, int]:
-    """Stream ``video`` through the segmenter and write every output into ``folder``."""
-    spool = folder / SPOOL_NAME
-    started, count = time.perf_counter(), 0
-    with SpoolWriter(spool) as writer:
-        for result in segmenter.stream(video):
-            for frame in result.frames:
-                writer.write(frame)
-            count = writer.frames
-            fps = count / max(time.perf_counter() - started, 1e-9)
-            progress(ProgressUpdate("frames", count, video.frame_count, description=name, info={"fps": fps}))
-    progress(ProgressUpdate("frames", count, count, description=name, done=True))
-    tracks = segmenter.tracks()
-    size = segmenter.size or (video.height, video.width)
-    categories = segmenter.model.categories
-    results = build_results(
-        spool, tracks, num_frames=count, size=size, video_id=video_id, categories=categories
-    )
-    write_results(folder / "results.json", results)
-    indices = [f.index for f in segmenter.frames]
-    write_frame_outputs(
-        spool,
-        folder,
-        tracks,
-        frame_indices=indices,
-        size=size,
-        categories=categories,
-        png=outputs.png,
-        mots=outputs.mots,
-    )
-    spool.unlink()
-    if outputs.render:
-        _render(results, video, folder, categories, indices, outputs, progress)
-    meta = _meta(segmenter, video, tracks, checkpoint, outputs)
-    atomic_write_json(folder / "meta.json", meta, indent=1)
-    return count, len(tracks)
+    def run(self, source: Path, target: Path) -> VideoStatus:
+        """Segment one video into ``target``; failures become a ``failed`` status."""
+        started, name = time.perf_counter(), target.name
+        frames = self.frames
+        try:
+            with open_video(source, start=frames.start, end=frames.end, stride=frames.stride) as video:
+                with atomic_directory(target, force=self.force) as tmp:
+                    count, tracks = self.segment_into(video, tmp, name)
+        except (VistrError, OSError, torch.OutOfMemoryError) as err:
+            message = str(err) if isinstance(err, VistrError) else f"{source}: {type(err).__name__}: {err}"
+            return VideoStatus(source, name, "failed", message=" ".join(message.split()))
+        fps = count / max(time.perf_counter() - started, 1e-9)
+        return VideoStatus(source, name, "done", frames=count, tracks=tracks, fps=fps)
+
+    def segment_into(self, video: VideoSource, folder: Path, name: str) -> tuple[int, int]:
+        """Stream ``video`` through the segmenter and write every output into ``folder``."""
+        segmenter, outputs = self.segmenter, self.outputs
+        spool = folder / SPOOL_NAME
+        count = self.stream_to_spool(video, spool, name)
+        tracks = segmenter.tracks()
+        size = segmenter.size or (video.height, video.width)
+        categories = segmenter.model.categories
+        results = build_results(
+            spool, tracks, num_frames=count, size=size, video_id=self.video_id, categories=categories
+        )
+        write_results(folder / "results.json", results)
+        indices = [f.index for f in segmenter.frames]
+        write_frame_outputs(
+            spool,
+            folder,
+            tracks,
+            frame_indices=indices,
+            size=size,
+            categories=categories,
+            png=outputs.png,
+            mots=outputs.mots,
+        )
+        spool.unlink()
+        if outputs.render:
+            _render(results, video, folder, categories, indices, outputs, self.progress)
+        meta = _meta(segmenter, video, tracks, self.checkpoint, outputs)
+        atomic_write_json(folder / "meta.json", meta, indent=1)  # last: marks the video finished
+        return count, len(tracks)
+
+    def stream_to_spool(self, video: VideoSource, spool: Path, name: str) -> int:
+        """Segment ``video``, appending each output frame's RLEs to ``spool``; the frame count."""
+        started, count = time.perf_counter(), 0
+        with SpoolWriter(spool) as writer:
+            for result in self.segmenter.stream(video):
+                for frame in result.frames:
+                    writer.write(frame)
+                count = writer.frames
+                info = {"fps": count / max(time.perf_counter() - started, 1e-9)}
+                self.progress(ProgressUpdate("frames", count, video.frame_count, description=name, info=info))
+        self.progress(ProgressUpdate("frames", count, count, description=name, done=True))
+        return count
 
 
 def _render(

@@ -179,7 +179,8 @@ def write_frame_outputs(
             if png:
                 write_png(out_dir / "masks" / f"{index:05d}.png", labels, palette)
             if mots_file is not None:
-                for line in mots_lines(index, labels, tracks, categories):
+                present = [by_provisional[p] for p, _s, _c in instances if p in by_provisional]
+                for line in mots_lines(index, labels, sorted(present, key=lambda t: t.track_id), categories):
                     mots_file.write(line + "\n")
 
 
