@@ -86,3 +86,16 @@ def test_streaming_api_yields_window_results_with_original_size_masks(tmp_path):
     assert positions == list(range(20))
     tracks = segmenter.tracks()
     assert [t.track_id for t in tracks] == [1, 2, 3] and all(t.num_frames == 20 for t in tracks)
+
+
+def test_batched_windows_give_the_same_results(tmp_path):
+    video = write_scene_video(tmp_path / "v.mp4", 40)
+    outputs = []
+    for batch in (1, 3):
+        model = ColorSlotModel(8)
+        out = tmp_path / f"b{batch}"
+        segment_videos(
+            [video], out, model=model, infer=InferConfig(overlap=2, window_batch=batch), device="cpu"
+        )
+        outputs.append(json.loads((out / "v" / "results.json").read_text()))
+    assert outputs[0] == outputs[1] and len(outputs[0]) == 3
