@@ -30,6 +30,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from scipy.special import ndtri
 
 from ..atomic import atomic_directory, atomic_write_json
 from ..errors import ConfigError
@@ -199,16 +200,16 @@ def _background(rng: np.random.Generator, cfg: Difficulty, hw: tuple[int, int]) 
     return img
 
 
-def _texture(obj: _Object, hw: tuple[int, int], center: np.ndarray, angle: float) -> np.ndarray:
-    """The object's color as float [H, W, 3], striped if textured (stripes move with the object)."""
+def _texture(obj: _Object, ys: np.ndarray, xs: np.ndarray, center: np.ndarray, angle: float) -> np.ndarray:
+    """The object's color at pixels (ys, xs) as float [K, 3], striped if textured (the stripes
+    move and turn with the object)."""
     if obj.stripe is None:
-        return np.broadcast_to(obj.color, (*hw, 3))
+        return obj.color[None, :]
     phase, period, contrast = obj.stripe
-    yy, xx = np.mgrid[0 : hw[0], 0 : hw[1]].astype(np.float32)
     a = phase + angle
-    u = (xx - center[0]) * math.cos(a) + (yy - center[1]) * math.sin(a)
+    u = (xs - center[0]) * math.cos(a) + (ys - center[1]) * math.sin(a)
     shade = 1.0 + contrast * np.sign(np.sin(2 * math.pi * u / period))
-    return obj.color * shade[..., None]
+    return obj.color[None, :] * shade[:, None]
 
 
 def render_video(
@@ -227,6 +228,9 @@ def render_video(
         k = int(rng.integers(len(categories)))
         objects.append(_draw_object(rng, categories[k], k + 1, cfg, length, hw))
     background = _background(rng, cfg, hw)
+    # Gaussian pixel noise by inverse CDF of uniform bytes: 256 quantiles, several times faster
+    # than drawing normals, and exactly reproducible.
+    noise_levels = (cfg.noise * ndtri((np.arange(256) + 0.5) / 256)).astype(np.float32)
     frames = np.empty((length, *hw, 3), dtype=np.uint8)
     visible = np.zeros((count, length, *hw), dtype=bool)
     for t in range(length):
@@ -239,12 +243,13 @@ def render_video(
             angle = obj.angle + obj.spin * t
             radius = obj.radius * obj.growth**t
             shapes[n] = _rasterize(_shape_polygons(obj.shape, center, radius, angle), *hw)
-            img[shapes[n]] = _texture(obj, hw, center, angle)[shapes[n]]
+            ys, xs = np.nonzero(shapes[n])
+            img[ys, xs] = _texture(obj, ys, xs, center, angle)
         occluders = np.zeros(hw, dtype=bool)
         for n in range(count - 1, -1, -1):  # front to back
             visible[n, t] = shapes[n] & ~occluders
             occluders |= shapes[n]
-        img += rng.normal(0.0, cfg.noise, size=img.shape).astype(np.float32)
+        img += noise_levels[rng.integers(0, 256, size=img.shape, dtype=np.uint8)]
         frames[t] = np.clip(np.rint(img), 0, 255).astype(np.uint8)
     return frames, objects, visible
 
