@@ -121,6 +121,20 @@ def test_refuses_existing_output_unless_forced(tmp_path):
     assert probe(path)[1] == 1
 
 
+def test_force_replaces_only_a_previous_png_sequence(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()  # an empty folder made beforehand is fine without --force
+    with open_writer(folder, width=48, height=32, fps=30) as writer:
+        writer.write(frames(1)[0], 4)
+    with open_writer(folder, width=48, height=32, fps=30, force=True) as writer:
+        writer.write(frames(1)[0], 9)
+    assert [p.name for p in folder.iterdir()] == ["00009.png"]
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match="other than PNG"):
+        open_writer(folder, width=48, height=32, fps=30, force=True)
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
 def test_wrong_frame_size_is_rejected(tmp_path):
     writer = open_writer(tmp_path / "out.mp4", width=48, height=32, fps=30)
     with pytest.raises(ValueError, match="expected uint8"):

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import GifImagePlugin, Image
 
 from ..atomic import refuse_overwrite
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputExistsError
 
 VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
 H264_ENCODERS = ("libx264", "h264", "libopenh264")
@@ -321,10 +321,14 @@ def open_writer(
     """
     target = Path(path)
     kind = output_kind(target)
-    refuse_overwrite(target, force=force)
+    empty_folder = target.is_dir() and not any(target.iterdir())
+    refuse_overwrite(target, force=force or empty_folder)
     if target.exists() and kind != "frames" and target.is_dir():
         raise ConfigError(f"{target} is a folder; name a file for {kind} output")
     if kind == "frames" and target.exists() and not target.is_dir():
         raise ConfigError(f"{target} is a file; PNG frames need a folder, or add a suffix such as .mp4")
+    if kind == "frames" and target.is_dir() and any(p.suffix.lower() != ".png" for p in target.iterdir()):
+        # --force replaces a previous PNG sequence, never a folder holding anything else.
+        raise OutputExistsError(f"{target} holds files other than PNG frames; choose a new or empty folder")
     writer_class = {"video": VideoWriter, "gif": GifWriter, "frames": PngSequenceWriter}[kind]
     return writer_class(target, width=width, height=height, fps=fps)
