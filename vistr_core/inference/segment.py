@@ -32,6 +32,7 @@ from ..engine.device import select_device
 from ..errors import ConfigError, VistrError
 from ..progress import ProgressCallback, ProgressUpdate, no_progress
 from .segmenter import VideoSegmenter
+from .tracker import FinalTrack
 from .writers import SpoolWriter, build_results, write_frame_outputs, write_results
 
 SPOOL_NAME = ".frames.spool.jsonl"
@@ -68,10 +69,6 @@ class VideoStatus:
     tracks: int = 0
     fps: float = 0.0
     message: str = ""
-
-    @property
-    def output(self) -> str:
-        return self.name
 
 
 @dataclass
@@ -271,7 +268,11 @@ def _render(
 
 
 def _meta(
-    segmenter: VideoSegmenter, video: VideoSource, tracks, checkpoint: Path | None, outputs: OutputOptions
+    segmenter: VideoSegmenter,
+    video: VideoSource,
+    tracks: Sequence[FinalTrack],
+    checkpoint: Path | None,
+    outputs: OutputOptions,
 ) -> dict[str, Any]:
     model = segmenter.model
     height, width = segmenter.size or (video.height, video.width)
