@@ -179,3 +179,62 @@ def test_loader_argument_errors(shapes):
         build_train_loader(shapes, preset="tiny", batch_size=50, workers=0)
     with pytest.raises(ConfigError, match="torch.distributed"):
         build_train_loader(shapes, preset="tiny", distributed=True, workers=0)
+
+
+# ---------------------------------------------------------------- reduced JPEG decoding
+
+
+def test_decode_reduction_and_snapping():
+    from vistr_core.data.transforms import GeometryDraw, decode_reduction, snap_crop
+
+    assert decode_reduction(GeometryDraw((0, 0, 720, 1280), (300, 533))) == 2
+    assert decode_reduction(GeometryDraw((0, 0, 720, 1280), (300, 533)), enabled=False) == 1
+    assert decode_reduction(GeometryDraw((0, 0, 720, 1280), (90, 160))) == 8
+    assert decode_reduction(GeometryDraw((10, 10, 400, 300), (300, 230))) == 1
+    draw = snap_crop(GeometryDraw((13, 7, 401, 299), (100, 80), True), 4, 402, 300)
+    assert draw.crop == (12, 4, 402, 300) and draw.flip and draw.out_size == (100, 80)
+
+
+def test_reduced_decoding_matches_full_decoding(tmp_path):
+    root = tmp_path / "big"
+    generate_synthetic(root, videos=2, valid_videos=0, frames=4, size=(96, 128), seed=1, difficulty="medium")
+    index = load_ytvis(root, "train")
+    outputs = {}
+    for reduced in (True, False):
+        cfg = DataConfig(short_side=40, max_size=64, reduced_decode=reduced, photometric=False)
+        ds = YTVISClipDataset(index, num_frames=4, data_config=cfg, train=False)
+        outputs[reduced] = [ds[i] for i in range(len(ds))]
+    std = torch.tensor(DataConfig().std).view(3, 1, 1) * 255
+    for (fast, tf), (slow, ts) in zip(outputs[True], outputs[False], strict=True):
+        assert fast.shape == slow.shape == (4, 3, 40, 53)
+        assert torch.equal(tf.masks, ts.masks) and torch.equal(tf.boxes, ts.boxes)
+        levels = ((fast - slow) * std).abs()
+        assert levels.mean() < 2.0  # DCT-domain downscaling vs. full decode + antialiased resize
+
+
+def test_reduced_decoding_keeps_frames_and_masks_aligned(tmp_path):
+    """Training draws at a 4x downscale: object pixels (saturated colors) stay inside their masks."""
+    root = tmp_path / "big"
+    generate_synthetic(root, videos=2, valid_videos=0, frames=3, size=(160, 240), seed=2)
+    index = load_ytvis(root, "train")
+    cfg = DataConfig(
+        short_side=40,
+        max_size=60,
+        train_scales=(160,),
+        train_max_size=240,
+        crop_range=(100, 160),
+        photometric=False,
+    )
+    ds = YTVISClipDataset(index, num_frames=3, data_config=cfg)
+    mean = torch.tensor(cfg.mean).view(3, 1, 1)
+    std = torch.tensor(cfg.std).view(3, 1, 1)
+    for seed in range(10):
+        frames, tgt = ds[(seed % 2, seed, 0)]
+        rgb = frames * std + mean
+        saturation = rgb.amax(1) - rgb.amin(1)  # [T, h, w]; the background is nearly gray
+        objects = tgt.masks.any(0)
+        if objects.sum() < 30:
+            continue
+        colorful = saturation > 0.35
+        agree = (colorful & objects).sum() / (colorful | objects).sum()
+        assert agree > 0.75, (seed, float(agree))

@@ -24,7 +24,7 @@ from ..config import DataConfig
 from ..errors import ConfigError, DatasetError
 from .clip import ClipTargets, make_clip_targets
 from .sampling import sample_clip_indices
-from .transforms import eval_transform, train_transform
+from .transforms import decode_reduction, draw_geometry, eval_geometry, snap_crop, transform_clip
 from .ytvis import YTVISIndex
 
 ClipKey = int | tuple[int, int, int]
@@ -92,12 +92,19 @@ class YTVISClipDataset(Dataset):
             rng if self.train else None,
             max_stride=self.data_config.max_stride,
         )
-        frames = self.index.read_frames(video, indices)
-        masks, tracks = self.index.decode_masks(video, indices)
+        cfg = self.data_config
         if self.train:
-            clip, clip_masks = train_transform(frames, masks, self.data_config, rng)
+            draw = draw_geometry(video.height, video.width, cfg, rng)
         else:
-            clip, clip_masks = eval_transform(frames, masks, self.data_config)
+            draw = eval_geometry(video.height, video.width, cfg)
+        # Decode JPEGs only as large as the output needs (the crop and masks are snapped to match).
+        reduction = decode_reduction(draw, enabled=cfg.reduced_decode)
+        draw = snap_crop(draw, reduction, video.height, video.width)
+        frames = self.index.read_frames(video, indices, reduction=reduction)
+        masks, tracks = self.index.decode_masks(video, indices)
+        clip, clip_masks = transform_clip(
+            frames, masks, draw, cfg, rng if self.train else None, reduction=reduction
+        )
         targets = make_clip_targets(
             clip_masks,
             torch.tensor([self._label_of[tr.category_id] for tr in tracks], dtype=torch.int64),

@@ -104,19 +104,43 @@ def _resize_masks(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def decode_reduction(draw: GeometryDraw, *, enabled: bool = True) -> int:
+    """The JPEG decoding scale 1/r (r in 1, 2, 4, 8) that still leaves at least the output
+    resolution: the largest r with crop size / r >= output size on both axes."""
+    y0, x0, y1, x1 = draw.crop
+    factor = min((y1 - y0) / draw.out_size[0], (x1 - x0) / draw.out_size[1])
+    reduction = 1
+    while enabled and reduction < 8 and factor >= 2 * reduction:
+        reduction *= 2
+    return reduction
+
+
+def snap_crop(draw: GeometryDraw, reduction: int, height: int, width: int) -> GeometryDraw:
+    """``draw`` with its crop widened to multiples of ``reduction`` (clipped to the frame), so a
+    frame decoded at 1/r covers exactly the same region as the full-size masks."""
+    if reduction == 1:
+        return draw
+    y0, x0, y1, x1 = draw.crop
+    r = reduction
+    crop = (y0 // r * r, x0 // r * r, min(-(-y1 // r) * r, height), min(-(-x1 // r) * r, width))
+    return GeometryDraw(crop, draw.out_size, draw.flip)
+
+
 def apply_geometry(
-    frames: Tensor, masks: np.ndarray, draw: GeometryDraw, *, antialias: bool = True
+    frames: Tensor, masks: np.ndarray, draw: GeometryDraw, *, antialias: bool = True, reduction: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Apply one draw to a whole clip.
 
     Args:
-        frames: [T, 3, H, W] uint8 tensor (channels-last memory is fastest, see :func:`_to_tensor`).
-        masks: [N, T, H, W] bool array.
+        frames: [T, 3, H/r, W/r] uint8 tensor, r = ``reduction`` (frames decoded at 1/r size, see
+            :func:`decode_reduction`; channels-last memory is fastest, see :func:`_to_tensor`).
+        masks: [N, T, H, W] bool array at the full size.
     Returns:
         frames [T, h, w, 3] uint8 and masks [N, T, h, w] bool arrays, (h, w) = ``draw.out_size``.
     """
     y0, x0, y1, x1 = draw.crop
-    frames = frames[..., y0:y1, x0:x1]
+    r = reduction
+    frames = frames[..., y0 // r : -(-y1 // r), x0 // r : -(-x1 // r)]
     masks = masks[..., y0:y1, x0:x1]
     if tuple(frames.shape[-2:]) != draw.out_size:
         frames = F.interpolate(
@@ -196,10 +220,35 @@ def _to_tensor(frames: np.ndarray | Tensor) -> Tensor:
     return tensor.permute(0, 3, 1, 2)
 
 
+def transform_clip(
+    frames: np.ndarray,
+    masks: np.ndarray,
+    draw: GeometryDraw,
+    cfg: DataConfig,
+    rng: np.random.Generator | None,
+    *,
+    reduction: int = 1,
+) -> tuple[Tensor, Tensor]:
+    """Geometry ``draw``, photometric jitter (if ``rng`` and ``cfg.photometric``), normalization.
+
+    Args:
+        frames: [T, H/r, W/r, 3] uint8 RGB, r = ``reduction``.
+        masks: [N, T, H, W] bool.
+    Returns:
+        frames [T, 3, h, w] float32 normalized, masks [N, T, h, w] bool.
+    """
+    pixels, out_masks = apply_geometry(
+        _to_tensor(frames), masks, draw, antialias=cfg.antialias, reduction=reduction
+    )
+    if rng is not None and cfg.photometric:
+        pixels = photometric_distort(pixels, rng)
+    return normalize(pixels, cfg), torch.from_numpy(out_masks)
+
+
 def train_transform(
     frames: np.ndarray, masks: np.ndarray, cfg: DataConfig, rng: np.random.Generator
 ) -> tuple[Tensor, Tensor]:
-    """Augment one training clip.
+    """Augment one training clip (a random draw, then :func:`transform_clip`).
 
     Args:
         frames: [T, H, W, 3] uint8 RGB.
@@ -207,20 +256,14 @@ def train_transform(
     Returns:
         frames [T, 3, h, w] float32 normalized, masks [N, T, h, w] bool.
     """
-    video = _to_tensor(frames)
-    draw = draw_geometry(video.shape[-2], video.shape[-1], cfg, rng)
-    pixels, out_masks = apply_geometry(video, masks, draw, antialias=cfg.antialias)
-    if cfg.photometric:
-        pixels = photometric_distort(pixels, rng)
-    return normalize(pixels, cfg), torch.from_numpy(out_masks)
+    draw = draw_geometry(frames.shape[1], frames.shape[2], cfg, rng)
+    return transform_clip(frames, masks, draw, cfg, rng)
 
 
 def eval_transform(frames: np.ndarray, masks: np.ndarray, cfg: DataConfig) -> tuple[Tensor, Tensor]:
     """The deterministic counterpart of :func:`train_transform` (evaluation resize + normalize)."""
-    video = _to_tensor(frames)
-    draw = eval_geometry(video.shape[-2], video.shape[-1], cfg)
-    pixels, out_masks = apply_geometry(video, masks, draw, antialias=cfg.antialias)
-    return normalize(pixels, cfg), torch.from_numpy(out_masks)
+    draw = eval_geometry(frames.shape[1], frames.shape[2], cfg)
+    return transform_clip(frames, masks, draw, cfg, None)
 
 
 def preprocess_frames(frames: np.ndarray | Tensor, cfg: DataConfig) -> Tensor:

@@ -243,11 +243,17 @@ class YTVISIndex:
     def frame_path(self, video: VideoInfo, t: int) -> Path:
         return self.image_root / video.file_names[t]
 
-    def read_frames(self, video: VideoInfo, indices: np.ndarray | list[int]) -> np.ndarray:
-        """Frames ``indices`` of ``video`` as RGB uint8 ``[T, H, W, 3]`` (repeated indices decode once)."""
+    def read_frames(
+        self, video: VideoInfo, indices: np.ndarray | list[int], *, reduction: int = 1
+    ) -> np.ndarray:
+        """Frames ``indices`` of ``video`` as RGB uint8 ``[T, H, W, 3]`` (repeated indices decode once).
+
+        ``reduction`` r in 1, 2, 4, 8 decodes at ``ceil(H / r) x ceil(W / r)`` (libjpeg DCT scaling).
+        """
         decoded: dict[int, np.ndarray] = {}
+        expect = (-(-video.height // reduction), -(-video.width // reduction))
         for t in dict.fromkeys(int(i) for i in indices):
-            decoded[t] = read_rgb(self.frame_path(video, t), expect=(video.height, video.width))
+            decoded[t] = read_rgb(self.frame_path(video, t), expect=expect, reduction=reduction)
         return np.stack([decoded[int(i)] for i in indices])
 
     def decode_masks(
@@ -288,10 +294,19 @@ def _track_from_json(ann: dict[str, Any], height: int, width: int) -> TrackAnnot
     )
 
 
-def read_rgb(path: Path, *, expect: tuple[int, int] | None = None) -> np.ndarray:
-    """An image file as RGB uint8 ``[H, W, 3]``; a :class:`DatasetError` if unreadable or of the
-    wrong size (``expect`` = (H, W) from the annotation file)."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+_REDUCED_FLAGS = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
+
+
+def read_rgb(path: Path, *, expect: tuple[int, int] | None = None, reduction: int = 1) -> np.ndarray:
+    """An image file as RGB uint8 ``[H, W, 3]``, optionally decoded at 1/``reduction`` size;
+    a :class:`DatasetError` if unreadable or of the wrong size (``expect`` = (H, W) from the
+    annotation file, already reduced)."""
+    bgr = cv2.imread(str(path), _REDUCED_FLAGS[reduction])
     if bgr is None:
         what = "is missing" if not path.exists() else "cannot be decoded"
         raise DatasetError(
@@ -299,8 +314,8 @@ def read_rgb(path: Path, *, expect: tuple[int, int] | None = None) -> np.ndarray
         )
     if expect is not None and bgr.shape[:2] != tuple(expect):
         raise DatasetError(
-            f"frame {path} is {bgr.shape[1]}x{bgr.shape[0]} but the annotation file says "
-            f"{expect[1]}x{expect[0]}; fix the video's width/height or the frame"
+            f"frame {path} is {bgr.shape[1] * reduction}x{bgr.shape[0] * reduction} but the annotation "
+            f"file says {expect[1] * reduction}x{expect[0] * reduction}; fix the video's width/height or the frame"
         )
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
