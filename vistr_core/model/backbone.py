@@ -46,16 +46,48 @@ class Backbone(nn.Module):
     def forward(self, images: Tensor, pad_mask: Tensor | None) -> list[tuple[Tensor, Tensor | None]]:
         """images: [N, 3, H, W]; pad_mask: [N, H, W] bool (True = padding) or None.
 
-        Returns ``[(features, mask)]`` for layer1..layer4, features [N, C_l, H_l, W_l] and the
-        padding mask resized (nearest) to [N, H_l, W_l], or None without padding.
+        Returns ``[(features, mask)]`` for layer1..layer4, features [N, C_l, H_l, W_l]
+        (channels-last memory) and the padding mask resized (nearest) to [N, H_l, W_l], or None.
         """
         out = []
-        for feat in self.body(images).values():
+        for feat in _resnet_stages(self.body, images.contiguous(memory_format=torch.channels_last)):
             mask = None
             if pad_mask is not None:
                 mask = F.interpolate(pad_mask[None].float(), size=feat.shape[-2:]).to(torch.bool)[0]
             out.append((feat, mask))
         return out
+
+
+def _conv_bn(x: Tensor, conv: nn.Conv2d, bn: FrozenBatchNorm2d, *, relu: bool) -> Tensor:
+    """conv then frozen BN as ONE conv: BN is a fixed per-channel affine map, so it folds into the
+    conv's weight and bias exactly (gradients still reach conv.weight through the product)."""
+    scale = bn.weight * (bn.running_var + bn.eps).rsqrt()
+    shift = bn.bias - bn.running_mean * scale
+    y = F.conv2d(x, conv.weight * scale[:, None, None, None], shift, conv.stride, conv.padding, conv.dilation)
+    return F.relu_(y) if relu else y
+
+
+def _resnet_stages(body: nn.Module, x: Tensor) -> list[Tensor]:
+    """torchvision's ResNet forward (BasicBlock or Bottleneck) with BN folded into the convs.
+
+    Channels-last input keeps oneDNN from reordering around every conv. Returns layer1..layer4.
+    """
+    x = body.maxpool(_conv_bn(x, body.conv1, body.bn1, relu=True))
+    stages = []
+    for name in ("layer1", "layer2", "layer3", "layer4"):
+        for block in getattr(body, name):
+            identity = x
+            out = _conv_bn(x, block.conv1, block.bn1, relu=True)
+            if hasattr(block, "conv3"):  # Bottleneck
+                out = _conv_bn(out, block.conv2, block.bn2, relu=True)
+                out = _conv_bn(out, block.conv3, block.bn3, relu=False)
+            else:  # BasicBlock
+                out = _conv_bn(out, block.conv2, block.bn2, relu=False)
+            if block.downsample is not None:
+                identity = _conv_bn(x, block.downsample[0], block.downsample[1], relu=False)
+            x = F.relu_(out.add_(identity))  # in place: conv outputs are not needed by autograd
+        stages.append(x)
+    return stages
 
 
 class Joiner(nn.Sequential):

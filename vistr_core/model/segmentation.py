@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -100,39 +101,64 @@ class MaskHeadSmallConv(nn.Module):
         runs once per frame and is broadcast over the n slots.
         memory: [B*T, d, h, w]; attn: [B, n, T, heads, h, w] -> [B*n*T, dim, h, w]
         """
-        b, n, t = attn.shape[:3]
+        b, n, t, _, h, w = attn.shape
         d = self.context_dim
-        w, bias = self.lay1.weight, self.lay1.bias
-        from_memory = F.conv2d(memory, w[:, :d], bias, padding=1)  # [B*T, dim, h, w]
-        from_attn = F.conv2d(attn.flatten(0, 2), w[:, d:], None, padding=1)  # [B*n*T, dim, h, w]
-        out = from_attn.view(b, n, t, *from_attn.shape[1:]) + from_memory.view(
-            b, 1, t, *from_memory.shape[1:]
-        )
-        return out.flatten(0, 2)
+        weight, bias = self.lay1.weight, self.lay1.bias
+        from_memory = F.conv2d(memory, weight[:, :d], bias, padding=1)  # [B*T, dim, h, w]
+        attn = attn.flatten(0, 2).contiguous(memory_format=torch.channels_last)
+        from_attn = F.conv2d(attn, weight[:, d:], None, padding=1)  # [B*n*T, dim, h, w]
+        out = nhwc(from_attn).view(b, n, t, h, w, -1) + nhwc(from_memory).view(b, 1, t, h, w, -1)
+        return nchw_view(out.flatten(0, 2))
 
     @staticmethod
     def _fuse(x: Tensor, lateral: Tensor, b: int, n: int, t: int) -> Tensor:
-        """lateral (per frame) [B*T, C, H, W] + nearest-upsampled x [B*n*T, C, h, w] -> [B*n*T, C, H, W]"""
-        up = F.interpolate(x, size=lateral.shape[-2:], mode="nearest")
-        out = up.view(b, n, t, *up.shape[1:]) + lateral.view(b, 1, t, *lateral.shape[1:])
-        return out.flatten(0, 2)
+        """lateral (per frame) [B*T, C, H, W] + nearest-upsampled x [B*n*T, C, h, w] -> [B*n*T, C, H, W].
+
+        The stride-2 case (H = 2h or 2h - 1, what ResNet strides give) is one broadcast add over
+        [.., h, 2, w, 2, C] views, equal to F.interpolate(nearest) (source index i // 2) without
+        materializing the upsampled tensor.
+        """
+        (h, w), (hl, wl) = x.shape[-2:], lateral.shape[-2:]
+        c = x.shape[1]
+        lat = nhwc(lateral)
+        if (hl, wl) == (h, w):
+            out = nhwc(x).view(b, n, t, h, w, c) + lat.view(b, 1, t, h, w, c)
+        elif hl in (2 * h - 1, 2 * h) and wl in (2 * w - 1, 2 * w):
+            lat = F.pad(lat, (0, 0, 0, 2 * w - wl, 0, 2 * h - hl))  # [B*T, 2h, 2w, C]
+            out = nhwc(x).view(b, n, t, h, 1, w, 1, c) + lat.view(b, 1, t, h, 2, w, 2, c)
+            out = out.view(b * n * t, 2 * h, 2 * w, c)[:, :hl, :wl]
+        else:  # other ratios (e.g. dilated layer4): the general nearest interpolation
+            up = F.interpolate(x, size=(hl, wl), mode="nearest")
+            out = nhwc(up).view(b, n, t, hl, wl, c) + lat.view(b, 1, t, hl, wl, c)
+        return nchw_view(out.reshape(b * n * t, hl, wl, c).contiguous())
 
     def forward(self, memory: Tensor, attn: Tensor, fpns: list[Tensor]) -> Tensor:
         """memory: [B*T, d, h, w]; attn: [B, n, T, heads, h, w];
         fpns: backbone layer3, layer2, layer1 as [B*T, C_l, H_l, W_l].
 
-        Returns [B*n*T, d/16, H/4, W/4] in (clip, slot, frame) order.
+        Returns [B*n*T, d/16, H/4, W/4] in (clip, slot, frame) order, channels-last memory
+        (oneDNN's fast layout; every tensor here stays channels-last).
         """
         b, n, t = attn.shape[:3]
-        x = F.relu(self.gn1(self._lay1(memory, attn)))
-        x = F.relu(self.gn2(self.lay2(x)))
+        x = F.relu_(self.gn1(self._lay1(memory, attn)))
+        x = F.relu_(self.gn2(self.lay2(x)))
         x = self._fuse(x, self.adapter1(fpns[0]), b, n, t)
-        x = F.relu(self.gn3(self.lay3(x)))
+        x = F.relu_(self.gn3(self.lay3(x)))
         x = self._fuse(x, self.adapter2(fpns[1]), b, n, t)
-        x = F.relu(self.gn4(self.lay4(x)))
+        x = F.relu_(self.gn4(self.lay4(x)))
         x = self._fuse(x, self.adapter3(fpns[2]), b, n, t)
         x = self.dcn(x, self.conv_offset(x))
-        return F.relu(self.gn5(x))
+        return F.relu_(self.gn5(x))
+
+
+def nhwc(x: Tensor) -> Tensor:
+    """[N, C, H, W] -> [N, H, W, C] contiguous (free for channels-last tensors)."""
+    return x.permute(0, 2, 3, 1).contiguous()
+
+
+def nchw_view(y: Tensor) -> Tensor:
+    """[N, H, W, C] contiguous -> [N, C, H, W] view with channels-last strides."""
+    return y.permute(0, 3, 1, 2)
 
 
 class InstanceSequenceHead(nn.Sequential):
@@ -155,9 +181,15 @@ class InstanceSequenceHead(nn.Sequential):
             nn.Conv3d(mid, 1, 1),
         )
 
-    def forward(self, x: Tensor) -> Tensor:
-        """x: [N, T, C, H, W] (one row per instance sequence) -> mask logits [N, T, H, W]"""
-        return super().forward(x.transpose(1, 2)).squeeze(1)
+    def forward(self, seg: Tensor, num_frames: int) -> Tensor:
+        """seg: [N*T, C, H, W] in (sequence, frame) order -> mask logits [N, T, H, W].
 
-
-__all__ = ["InstanceSequenceHead", "MHAttentionMap", "MaskHeadSmallConv", "group_count"]
+        A channels-last [N*T, C, H, W] tensor is, in memory, [N, T, H, W, C]: exactly the
+        channels-last-3d layout of the [N, C, T, H, W] Conv3d input, so no copy is needed.
+        """
+        _, c, h, w = seg.shape
+        x = nhwc(seg).view(-1, num_frames, h, w, c).permute(0, 4, 1, 2, 3)
+        for i in (0, 3, 6):
+            x = F.relu_(self[i + 1](self[i](x)))
+        last = self[9]  # the 1x1x1 conv to one channel, as a matrix-vector product
+        return x.permute(0, 2, 3, 4, 1) @ last.weight.view(-1) + last.bias

@@ -136,7 +136,7 @@ class VisTR(nn.Module):
         pos = det.backbone[1](mask4.view(b, t, hh, ww))  # [B, T, d, h, w]
         src = det.input_proj(feat4)  # [B*T, d, h, w]
         d = src.shape[1]
-        tokens = src.view(b, t, d, hh * ww).permute(0, 1, 3, 2).reshape(b, t * hh * ww, d)
+        tokens = src.permute(0, 2, 3, 1).reshape(b, t * hh * ww, d)  # frame-major (t, y, x)
         pos_tokens = pos.permute(0, 1, 3, 4, 2).reshape(b, t * hh * ww, d)
         key_mask = mask4.view(b, t * hh * ww) if pad_mask is not None else None
         hs, memory = det.transformer(tokens, key_mask, det.query_embed.weight, pos_tokens)
@@ -151,11 +151,10 @@ class VisTR(nn.Module):
             ]
         memory = memory.view(b, t, hh, ww, d)
         attn = self.bbox_attention(hs[-1], memory, mask4.view(b, t, hh, ww) if pad_mask is not None else None)
-        memory_maps = memory.permute(0, 1, 4, 2, 3).reshape(b * t, d, hh, ww)
+        memory_maps = memory.view(b * t, hh, ww, d).permute(0, 3, 1, 2)  # channels-last view
         fpns = [features[2][0], features[1][0], features[0][0]]
         seg = self.mask_head(memory_maps, attn, fpns)  # [B*n*T, C, H/4, W/4]
-        seg = seg.view(b * n, t, *seg.shape[1:])
-        masks = self.insmask_head(seg)  # [B*n, T, H/4, W/4]
+        masks = self.insmask_head(seg, t)  # [B*n, T, H/4, W/4]
         out["pred_masks"] = masks.view(b, n, t, *masks.shape[-2:])
         return out
 

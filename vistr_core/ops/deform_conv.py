@@ -102,7 +102,7 @@ def _chunk(
     tap_x = (torch.arange(kw, device=dev, dtype=dt) * dilation).repeat(kh)
     base_y = torch.arange(ho, device=dev, dtype=dt) - padding
     base_x = torch.arange(wo, device=dev, dtype=dt) - padding
-    off = offset.view(n, k, 2, ho, wo).permute(0, 3, 4, 1, 2).contiguous()  # [n, Ho, Wo, K, 2]
+    off = offset.permute(0, 2, 3, 1).reshape(n, ho, wo, k, 2)  # free for channels-last offsets
     y = (base_y[:, None, None] + tap_y) + off[..., 0]  # [n, Ho, Wo, K]
     xx = (base_x[None, :, None] + tap_x) + off[..., 1]
     # Zero-padded bilinear sampling is exactly torchvision's bilinear_interpolate (0 unless
