@@ -6,11 +6,12 @@
    one warm-up video. The model's own forward time is measured inside the same run (hooks around
    ``model.forward``), so "overhead" = everything but the model, in the same conditions.
 2. Peak memory against video length: the ``tiny`` model on a 45-frame and a 360-frame video, each in
-   a fresh subprocess (``ru_maxrss``), same resolution.
+   a fresh subprocess (its peak resident set, ``VmHWM``), same resolution.
 
     python benchmarks/segment.py [--presets tiny vistr_r50] [--frames-r50 72] [--skip-rss]
 
-Prints the figures and writes benchmarks/results/segment.json.
+Prints the figures and writes benchmarks/results/segment.json (rows of presets not run this time,
+and the memory figures when ``--skip-rss``, are kept from the previous file).
 """
 
 from __future__ import annotations
@@ -135,7 +136,11 @@ from vistr_core.inference.segment import segment_videos
 video, ckpt, out = map(Path, sys.argv[1:4])
 summary = segment_videos([video], out, checkpoint=ckpt, device="cpu")
 assert summary.ok, summary
-print(json.dumps({"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "frames": summary.videos[0].frames}))
+# VmHWM: this process's own peak (ru_maxrss would include the parent's peak, inherited across exec)
+status = Path("/proc/self/status")
+fields = dict(line.split(":", 1) for line in status.read_text().splitlines()) if status.exists() else {}
+peak = int(fields["VmHWM"].split()[0]) if "VmHWM" in fields else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"maxrss_kb": peak, "frames": summary.videos[0].frames}))
 """
 
 
@@ -165,9 +170,22 @@ def memory(work: Path, lengths: tuple[int, int] = (45, 360)) -> dict[str, object
     }
 
 
+def merge_previous(report: dict[str, object]) -> dict[str, object]:
+    """Keep the previous file's rows for presets (and memory figures) not measured this time."""
+    if not RESULTS.exists():
+        return report
+    previous = json.loads(RESULTS.read_text())
+    measured = {row["preset"] for row in report["throughput"]}
+    kept = [row for row in previous.get("throughput", []) if row["preset"] not in measured]
+    report["throughput"] = kept + report["throughput"]
+    if "memory" not in report and "memory" in previous:
+        report["memory"] = previous["memory"]
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presets", nargs="+", default=["tiny", "vistr_r50"])
+    parser.add_argument("--presets", nargs="*", default=["tiny", "vistr_r50"])
     parser.add_argument("--frames-tiny", type=int, default=60)
     parser.add_argument("--frames-r50", type=int, default=72)
     parser.add_argument("--skip-rss", action="store_true")
@@ -202,7 +220,7 @@ def main() -> None:
                 flush=True,
             )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=1) + "\n")
+    RESULTS.write_text(json.dumps(merge_previous(report), indent=1) + "\n")
     print(f"wrote {RESULTS}")
 
 

@@ -186,3 +186,15 @@ def test_outputs_inside_the_input_folder_are_not_inputs(tmp_path, fake_model):
         [folder], out, **args
     )  # masks/ and overlay.mp4 now exist under out/
     assert [(v.name, v.status) for v in again.videos] == [("clip", "skipped")]
+
+
+def test_output_names_are_distinct(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder in (a, b):
+        folder.mkdir()
+    (a / "clip.mp4").touch()
+    (b / "clip.mp4").touch()
+    (a / "clip.avi").touch()
+    (a / "other.mp4").touch()
+    videos = [a / "clip.avi", a / "clip.mp4", a / "other.mp4", b / "clip.mp4", b]
+    assert segment_module.output_names(videos) == ["a__clip", "a__clip-2", "other", "b__clip", "b"]
