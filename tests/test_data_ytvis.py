@@ -158,3 +158,14 @@ def test_empty_mask_counts_as_absent(tmp_path):
     (tmp_path / "train" / "instances.json").write_text(json.dumps(data))
     index = load_ytvis(tmp_path, "train")
     assert index.tracks(7)[0].present().tolist() == [True, False, True]
+
+
+def test_decode_masks_crop_equals_cropping_the_full_masks(tmp_path):
+    data, _ = _dataset(tmp_path / "train" / "JPEGImages")
+    (tmp_path / "train" / "instances.json").write_text(json.dumps(data))
+    index = load_ytvis(tmp_path, "train")
+    video = index.videos[0]
+    full, _ = index.decode_masks(video, [2, 0, 1, 2])
+    for crop in ((0, 0, H, W), (3, 5, 17, 22), (10, 0, 11, W)):
+        part, _ = index.decode_masks(video, [2, 0, 1, 2], crop=crop)
+        assert np.array_equal(part, full[..., crop[0] : crop[2], crop[1] : crop[3]])

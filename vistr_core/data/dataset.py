@@ -101,9 +101,9 @@ class YTVISClipDataset(Dataset):
         reduction = decode_reduction(draw, enabled=cfg.reduced_decode)
         draw = snap_crop(draw, reduction, video.height, video.width)
         frames = self.index.read_frames(video, indices, reduction=reduction)
-        masks, tracks = self.index.decode_masks(video, indices)
+        masks, tracks = self.index.decode_masks(video, indices, crop=draw.crop)
         clip, clip_masks = transform_clip(
-            frames, masks, draw, cfg, rng if self.train else None, reduction=reduction
+            frames, masks, draw, cfg, rng if self.train else None, reduction=reduction, masks_cropped=True
         )
         targets = make_clip_targets(
             clip_masks,

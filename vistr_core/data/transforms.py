@@ -127,21 +127,29 @@ def snap_crop(draw: GeometryDraw, reduction: int, height: int, width: int) -> Ge
 
 
 def apply_geometry(
-    frames: Tensor, masks: np.ndarray, draw: GeometryDraw, *, antialias: bool = True, reduction: int = 1
+    frames: Tensor,
+    masks: np.ndarray,
+    draw: GeometryDraw,
+    *,
+    antialias: bool = True,
+    reduction: int = 1,
+    masks_cropped: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Apply one draw to a whole clip.
 
     Args:
         frames: [T, 3, H/r, W/r] uint8 tensor, r = ``reduction`` (frames decoded at 1/r size, see
             :func:`decode_reduction`; channels-last memory is fastest, see :func:`_to_tensor`).
-        masks: [N, T, H, W] bool array at the full size.
+        masks: [N, T, H, W] bool array at the full size, or already cut to ``draw.crop`` if
+            ``masks_cropped`` (see ``YTVISIndex.decode_masks(crop=...)``).
     Returns:
         frames [T, h, w, 3] uint8 and masks [N, T, h, w] bool arrays, (h, w) = ``draw.out_size``.
     """
     y0, x0, y1, x1 = draw.crop
     r = reduction
     frames = frames[..., y0 // r : -(-y1 // r), x0 // r : -(-x1 // r)]
-    masks = masks[..., y0:y1, x0:x1]
+    if not masks_cropped:
+        masks = masks[..., y0:y1, x0:x1]
     if tuple(frames.shape[-2:]) != draw.out_size:
         frames = F.interpolate(
             frames.contiguous(memory_format=torch.channels_last),
@@ -228,17 +236,23 @@ def transform_clip(
     rng: np.random.Generator | None,
     *,
     reduction: int = 1,
+    masks_cropped: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Geometry ``draw``, photometric jitter (if ``rng`` and ``cfg.photometric``), normalization.
 
     Args:
         frames: [T, H/r, W/r, 3] uint8 RGB, r = ``reduction``.
-        masks: [N, T, H, W] bool.
+        masks: [N, T, H, W] bool (or only the crop region if ``masks_cropped``).
     Returns:
         frames [T, 3, h, w] float32 normalized, masks [N, T, h, w] bool.
     """
     pixels, out_masks = apply_geometry(
-        _to_tensor(frames), masks, draw, antialias=cfg.antialias, reduction=reduction
+        _to_tensor(frames),
+        masks,
+        draw,
+        antialias=cfg.antialias,
+        reduction=reduction,
+        masks_cropped=masks_cropped,
     )
     if rng is not None and cfg.photometric:
         pixels = photometric_distort(pixels, rng)
