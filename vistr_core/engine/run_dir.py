@@ -13,7 +13,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from ..atomic import atomic_write_text
+from ..categories import CategoryMap
+from ..config import DataConfig, TrainConfig
 from ..errors import OutputExistsError
 
 LAST = "last.pt"
@@ -43,9 +47,22 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, force: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def write_run_config(run_dir: Path, config_json: str, categories_json: str) -> None:
-    config = json.loads(config_json)
-    config["categories"] = json.loads(categories_json)
+def write_run_config(
+    run_dir: Path,
+    model: nn.Module,
+    data_config: DataConfig,
+    train_config: TrainConfig,
+    preset: str,
+    categories: CategoryMap,
+) -> None:
+    """``RUN/config.json``: the configs exactly as checkpoints embed them, plus the categories."""
+    from ..model.loading import model_checkpoint_payload
+
+    payload = model_checkpoint_payload(
+        model, data_config=data_config, train_config=train_config, preset=preset, categories=categories
+    )
+    config = json.loads(payload["config"])
+    config["categories"] = json.loads(payload["categories"])
     atomic_write_text(run_dir / CONFIG, json.dumps(config, indent=2) + "\n")
 
 

@@ -11,7 +11,7 @@ from ..atomic import atomic_open
 from .checkpoint import write_checkpoint
 from .distributed import barrier, is_distributed
 from .rng import capture_rng_state
-from .run_dir import CONFIG, LAST, numbered_checkpoint, write_run_config
+from .run_dir import LAST, numbered_checkpoint
 from .train_state import training_payload
 
 if TYPE_CHECKING:
@@ -60,7 +60,5 @@ def save_checkpoint(run: _Run, *, numbered: bool) -> None:
                 shutil.copyfileobj(src, dst)
         else:
             write_checkpoint(payload, last)
-        if not (run.run_dir / CONFIG).exists():
-            write_run_config(run.run_dir, payload["config"], payload["categories"])
     run.saved = run.position
     barrier()

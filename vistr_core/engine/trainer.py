@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ from .feed import TrainFeed, build_feed
 from .interrupt import stop_on_signals
 from .optim import build_optimizer, build_scheduler
 from .rng import restore_rng_state, seed_everything
-from .run_dir import LAST, MetricsLog, prepare_run_dir
+from .run_dir import LAST, METRICS, MetricsLog, prepare_run_dir, write_run_config
 from .saving import save_checkpoint
 from .train_state import Position, SavedRun, read_saved_run, restore_training_state
 
@@ -230,6 +231,7 @@ def _prepare(
     eval_split: str,
     progress: ProgressCallback,
 ) -> tuple[_Run, Path | None]:
+    """Everything a run needs, from scratch or from a checkpoint; checks come before any write."""
     preset = _resolve_preset(preset_arg)
     resume_path = _resume_path(resume, run_dir)
     if resume_path is not None and init_from is not None:
@@ -246,33 +248,31 @@ def _prepare(
     feed = build_feed(data_root, split, ctx, model_config.num_frames, data_config, config, saved)
     categories = saved.categories if saved is not None else feed.categories
     model_config = dataclasses.replace(model_config, num_classes=categories.num_classes)
-
     module = _build_model(model_config, config.seed, init_from, ctx)
-    criterion = build_criterion(model_config.num_classes, config).to(ctx.device)
     optimizer = build_optimizer(module, config)
-    scheduler = build_scheduler(optimizer, config)
-    scaler = _grad_scaler(ctx.device, config.amp)
-    position = Position()
-    if checkpoint is not None:
-        restore_training_state(
-            checkpoint, model=module, optimizer=optimizer, scheduler=scheduler, scaler=scaler
-        )
-        position = saved.position
-        _restore_rank_rng(checkpoint, ctx, config.seed, position.step)
-    model = _wrap_ddp(module, ctx)
-    metrics = (
-        MetricsLog(run_dir / "metrics.jsonl", resume_step=position.step if saved else None)
-        if ctx.is_main
-        else None
-    )
     run = _Run(
         ctx=ctx, run_dir=run_dir, preset=saved.preset if saved and saved.preset else preset.name,
         model_config=model_config, data_config=data_config, config=config, categories=categories,
-        model=model, module=module, criterion=criterion, optimizer=optimizer, scheduler=scheduler,
-        scaler=scaler, feed=feed, position=position, data_root=data_root, split=split,
-        eval_split=eval_split, progress=progress if ctx.is_main else no_progress, metrics=metrics,
+        model=module, module=module, criterion=build_criterion(categories.num_classes, config).to(ctx.device),
+        optimizer=optimizer, scheduler=build_scheduler(optimizer, config),
+        scaler=_grad_scaler(ctx.device, config.amp), feed=feed, position=Position(), data_root=data_root,
+        split=split, eval_split=eval_split, progress=progress if ctx.is_main else no_progress, metrics=None,
     )  # fmt: skip
+    if checkpoint is not None:
+        _restore(run, checkpoint, saved.position)
+    run.model = _wrap_ddp(module, ctx)
+    if ctx.is_main:
+        run.metrics = MetricsLog(run_dir / METRICS, resume_step=run.position.step if saved else None)
+        write_run_config(run_dir, run.module, data_config, config, run.preset, categories)
     return run, resume_path
+
+
+def _restore(run: _Run, checkpoint: dict[str, Any], position: Position) -> None:
+    restore_training_state(
+        checkpoint, model=run.module, optimizer=run.optimizer, scheduler=run.scheduler, scaler=run.scaler
+    )
+    run.position = position
+    _restore_rank_rng(checkpoint, run.ctx, run.config.seed, position.step)
 
 
 def _build_model(config: ModelConfig, seed: int, init_from: str | Path | None, ctx: DistContext) -> nn.Module:
@@ -307,6 +307,9 @@ def _wrap_ddp(module: nn.Module, ctx: DistContext) -> nn.Module:
     if not ctx.distributed:
         return module
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    # 1x1 convolutions get gradients whose (meaningless) strides on size-1 dims differ from DDP's
+    # bucket views; PyTorch warns on every rank although nothing is wrong.
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     return DistributedDataParallel(module, device_ids=device_ids)
 
 
