@@ -163,3 +163,15 @@ def test_variable_frame_rate_timestamps_come_from_the_decoder(tmp_path):
     assert meta["frame_indices"] == list(range(1, 10))
     assert meta["timestamps"] == pytest.approx([ms / 1000 for ms in pts_ms[1:]])  # from the source start
     assert json.loads((out / "vfr" / "results.json").read_text()) == []  # no coloured objects here
+
+
+def test_png_masks_with_more_than_255_tracks_are_16_bit(tmp_path):
+    from vistr_core.inference.writers import write_png
+
+    labels = np.zeros((4, 5), np.int32)
+    labels[1, 2], labels[3, 4] = 7, 300
+    write_png(tmp_path / "wide.png", labels, palette_for_png())
+    image = Image.open(tmp_path / "wide.png")
+    assert image.mode.startswith("I") and np.array_equal(np.array(image), labels)
+    write_png(tmp_path / "narrow.png", np.minimum(labels, 255), palette_for_png())
+    assert Image.open(tmp_path / "narrow.png").mode == "P"

@@ -131,7 +131,7 @@ def write_png(path: Path, labels: np.ndarray, palette: list[int]) -> None:
         image = Image.fromarray(labels.astype(np.uint8), mode="P")
         image.putpalette(palette)
     else:
-        image = Image.fromarray(labels.astype(np.uint16), mode="I;16")
+        image = Image.fromarray(labels.astype(np.uint16))  # PIL: "I;16"
     image.save(path, optimize=False)
 
 
