@@ -110,6 +110,7 @@ def dataset(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_torchrun_style_training_equals_single_process(dataset, tmp_path):
     """RANK/WORLD_SIZE in the environment (as torchrun sets them) make train() data-parallel:
     2 ranks x batch 1 take the same steps as 1 process x batch 2."""

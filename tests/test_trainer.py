@@ -144,3 +144,35 @@ def test_sigint_saves_and_returns(dataset, tmp_path):
     assert read_checkpoint(summary.last_checkpoint)["step"] == 2
     resumed = run(dataset, tmp_path / "r", overrides={"max_iters": 3}, resume=True)
     assert resumed.steps == 3 and not resumed.interrupted
+
+
+def test_rng_state_round_trips_through_weights_only_checkpoint(tmp_path):
+    import random
+
+    import numpy as np
+
+    from vistr_core.engine.rng import capture_rng_state, restore_rng_state, seed_everything
+
+    seed_everything(11)
+    torch.save({"rng": capture_rng_state()}, tmp_path / "rng.pt")
+    expected = (random.random(), np.random.rand(), torch.rand(3))
+    random.random(), np.random.rand(), torch.rand(5)  # move every generator on
+    restore_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True)["rng"])
+    got = (random.random(), np.random.rand(), torch.rand(3))
+    assert got[0] == expected[0] and got[1] == expected[1] and torch.equal(got[2], expected[2])
+
+
+def test_optimizer_gives_the_backbone_its_own_learning_rate():
+    from vistr_core.config import TrainConfig
+    from vistr_core.engine.optim import build_optimizer
+    from vistr_core.model import build_vistr
+
+    model = build_vistr(micro_preset().model)
+    optimizer = build_optimizer(model, TrainConfig(lr=1e-4, lr_backbone=1e-5, weight_decay=1e-4))
+    rest, backbone = optimizer.param_groups
+    assert (rest["lr"], backbone["lr"]) == (1e-4, 1e-5)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert all("backbone" in names[id(p)] for p in backbone["params"])
+    assert not any("backbone" in names[id(p)] for p in rest["params"])
+    trainable = sum(p.requires_grad for p in model.parameters())
+    assert len(rest["params"]) + len(backbone["params"]) == trainable

@@ -30,12 +30,14 @@ class DistContext:
         world_size: number of processes.
         local_rank: rank on this machine (selects the GPU).
         device: this rank's device.
+        owns_group: this context joined the process group (and so should leave it).
     """
 
     rank: int
     world_size: int
     local_rank: int
     device: torch.device
+    owns_group: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -69,7 +71,8 @@ def init_distributed(device_spec: str = "auto") -> DistContext:
             )
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-    if not dist.is_initialized():
+    owns_group = not dist.is_initialized()
+    if owns_group:
         dist.init_process_group(
             backend="nccl" if device.type == "cuda" else "gloo",
             rank=rank,
@@ -78,12 +81,12 @@ def init_distributed(device_spec: str = "auto") -> DistContext:
             timeout=datetime.timedelta(minutes=PROCESS_GROUP_TIMEOUT_MINUTES),
             **({"device_id": device} if device.type == "cuda" else {}),
         )
-    return DistContext(rank, world, local_rank, device)
+    return DistContext(rank, world, local_rank, device, owns_group)
 
 
-def cleanup_distributed() -> None:
-    """Leave the process group (safe to call when none was joined)."""
-    if dist.is_available() and dist.is_initialized():
+def cleanup_distributed(ctx: DistContext) -> None:
+    """Leave the process group if ``ctx`` joined it (one set up by the caller stays)."""
+    if ctx.owns_group and dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 

@@ -157,7 +157,7 @@ def train(
         )  # fmt: skip
         interrupted = _fit(run)
     finally:
-        cleanup_distributed()
+        cleanup_distributed(ctx)
     return TrainSummary(
         run_dir=run.run_dir,
         last_checkpoint=run.run_dir / LAST,

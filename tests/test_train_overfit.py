@@ -1,0 +1,48 @@
+"""Slow: the `tiny` preset learns a small synthetic set (loss falls, AP on it rises far above chance)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from vistr_core.data.synthetic import generate_synthetic
+from vistr_core.engine.trainer import train
+from vistr_core.presets import get_preset
+
+STEPS = 400
+
+
+@pytest.mark.slow
+def test_tiny_overfits_a_small_synthetic_set(tmp_path):
+    root = tmp_path / "data"
+    generate_synthetic(root, videos=2, valid_videos=1, frames=6, size=(64, 80), seed=1, difficulty="easy")
+    tiny = get_preset("tiny")
+    # small frames and light augmentation, so a few hundred CPU steps suffice to memorize two videos
+    data = dataclasses.replace(
+        tiny.data, short_side=64, max_size=96, train_scales=(64,), train_max_size=96, photometric=False
+    )
+    preset = dataclasses.replace(tiny, data=data)
+    overrides = {"max_iters": STEPS, "workers": 0, "log_every": 20, "checkpoint_every": 0}
+
+    start = train(
+        root, preset=preset, out_dir=tmp_path / "start", device="cpu", eval_split="train",
+        overrides={**overrides, "max_iters": 1, "eval_every": 1},
+    )  # fmt: skip
+    summary = train(
+        root, preset=preset, out_dir=tmp_path / "run", device="cpu", eval_split="train",
+        overrides={**overrides, "eval_every": STEPS},
+    )  # fmt: skip
+
+    losses = [
+        json.loads(line)["loss"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    quarter = len(losses) // 4
+    first, last = sum(losses[:quarter]) / quarter, sum(losses[-quarter:]) / quarter
+    half = len(losses) // 2
+    assert sum(losses[half:]) / (len(losses) - half) < sum(losses[:half]) / half
+    assert last < 0.6 * first, losses
+
+    chance, trained = start.evaluations[1]["AP"], summary.evaluations[STEPS]["AP"]
+    assert trained > 0.25 and trained > chance + 0.2, (chance, trained)
