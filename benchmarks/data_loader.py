@@ -65,6 +65,27 @@ def measure(root: Path, *, workers: int, clips: int, train: bool, data_config: D
     }
 
 
+def cpu_cost(root: Path, *, clips: int, train: bool, data_config: DataConfig) -> dict:
+    """CPU seconds per clip in this process (one thread): a figure that other jobs on a shared
+    machine do not distort, unlike wall-clock throughput."""
+    torch.set_num_threads(1)
+    loader = build_train_loader(
+        root, preset="vistr_r50", data_config=data_config, workers=0, seed=0, train=train
+    )
+    dataset = loader.dataset
+    dataset[(0, 0, 0)]  # warm up
+    start = time.process_time()
+    for i in range(clips):
+        dataset[(i, 1, 0)]
+    per_clip = (time.process_time() - start) / clips
+    return {
+        "augment": train,
+        "cpu_seconds_per_clip": round(per_clip, 3),
+        "clips_per_s_per_free_core": round(1 / per_clip, 2),
+        "clips_per_s_on_2_free_cores": round(2 / per_clip, 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", default="720x1280", help="source frame size HxW")
@@ -84,6 +105,16 @@ def main() -> None:
         )
         generation = time.perf_counter() - t0
         print(f"generated {args.videos} videos x 36 frames at {height}x{width} in {generation:.1f} s")
+        costs = []
+        for train in (True, False):
+            cost = cpu_cost(root, clips=args.clips, train=train, data_config=data_config)
+            costs.append(cost)
+            kind = "train augmentation" if train else "eval resize only  "
+            print(
+                f"{kind} CPU cost: {cost['cpu_seconds_per_clip']:.3f} s/clip -> "
+                f"{cost['clips_per_s_on_2_free_cores']:.2f} clips/s on 2 free cores"
+            )
+        torch.set_num_threads(os.cpu_count() or 1)
         for train in (True, False):
             for workers in args.workers:
                 result = measure(
@@ -101,7 +132,9 @@ def main() -> None:
         "frames_per_clip": 36,
         "preset": "vistr_r50",
         "batch_size": 1,
+        "cpu_cost": costs,
         "runs": runs,
+        "load_average_at_end": list(os.getloadavg()),
         "generation_seconds": round(generation, 2),
         "machine": {
             "cpus": os.cpu_count(),
@@ -109,7 +142,10 @@ def main() -> None:
             "python": platform.python_version(),
             "torch": torch.__version__,
         },
-        "note": "shared 2-core machine; other jobs may have been running (timings are noisy)",
+        "note": (
+            "runs = wall-clock DataLoader throughput on a shared 2-core machine (other jobs running: see "
+            "load_average_at_end); cpu_cost = CPU time per clip, independent of that load"
+        ),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

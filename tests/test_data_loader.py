@@ -238,3 +238,32 @@ def test_reduced_decoding_keeps_frames_and_masks_aligned(tmp_path):
         colorful = saturation > 0.35
         agree = (colorful & objects).sum() / (colorful | objects).sum()
         assert agree > 0.75, (seed, float(agree))
+
+
+FORK_AFTER_OPENCV = """
+import sys, numpy as np, cv2
+from vistr_core.data.loader import build_train_loader
+img = np.random.randint(0, 255, (720, 1280, 3), np.uint8)
+for _ in range(20):  # keep OpenCV's thread pool busy in the parent before the workers fork
+    cv2.resize(img, (640, 360)); cv2.GaussianBlur(img, (9, 9), 0)
+loader = build_train_loader(sys.argv[1], preset="tiny", batch_size=2, workers=2, seed=0)
+for epoch in range(2):
+    loader.set_epoch(epoch)
+    assert sum(1 for _ in loader) == len(loader)
+print("ok")
+"""
+
+
+def test_workers_fork_safely_after_opencv_ran_in_the_parent(shapes):
+    """Regression: a worker forked from a parent whose OpenCV pool had waiting threads hung forever."""
+    import subprocess
+    import sys
+
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-c", FORK_AFTER_OPENCV, str(shapes)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

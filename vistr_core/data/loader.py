@@ -7,7 +7,10 @@ Order: a ``DistributedSampler`` (world size 1 when not distributed) shuffles the
 ``set_epoch(epoch, skip_batches=k)`` restarts an epoch exactly at batch k (resume).
 
 Workers decode JPEGs with OpenCV (one thread each, so workers do not oversubscribe the cores);
-batches are pinned on CUDA hosts for asynchronous copies.
+batches are pinned on CUDA hosts for asynchronous copies. Workers are forked (the index is shared
+copy-on-write, and scripts need no ``__main__`` guard); OpenCV's thread pool is shut down in the
+parent while they fork, because a child that inherits a pool with waiting threads deadlocks on its
+locks (observed: a worker hung in ``cv2.setNumThreads``). Workers never touch CUDA.
 """
 
 from __future__ import annotations
@@ -81,7 +84,14 @@ class TrainLoader:
         self.sampler.set_epoch(epoch, skip_batches * self.batch_size)
 
     def __iter__(self) -> Iterator[ClipBatch]:
-        return iter(self.loader)
+        # Workers fork here (persistent: on the first epoch only); fork with OpenCV's pool stopped.
+        threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        try:
+            iterator = iter(self.loader)
+        finally:
+            cv2.setNumThreads(threads)
+        return iterator
 
     def __len__(self) -> int:
         return self._batches_per_epoch
