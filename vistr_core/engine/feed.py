@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from ..categories import CategoryMap
 from ..config import DataConfig, TrainConfig
 from ..data.clip import ClipBatch
@@ -39,7 +41,12 @@ class TrainFeed:
         remaining = self.steps_per_epoch * self.accumulate - skip_batches
         if remaining <= 0:
             return
+        # Starting an iterator draws the DataLoader's base seed from torch's global generator; a
+        # resumed run starts one at a different step than the original, so keep the global stream
+        # (dropout's) untouched. Clip randomness is keyed by (seed, epoch, index) anyway.
+        rng_state = torch.get_rng_state()
         batches = iter(self.loader)
+        torch.set_rng_state(rng_state)
         for _ in range(remaining // self.accumulate):
             started = time.perf_counter()
             group = [next(batches) for _ in range(self.accumulate)]
