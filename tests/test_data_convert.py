@@ -23,9 +23,12 @@ def shapes(tmp_path_factory):
     return root
 
 
-def _all_masks(root, split="train"):
+def _all_masks(root, split="train", check_files=True):
     """{(video id, annotation id, category id): masks [L, H, W]} of a split."""
-    index = load_ytvis(root, split)
+    files = resolve_split(root, split)
+    index = load_ytvis(
+        annotation_file=files.annotation_file, image_root=files.image_root, check_files=check_files
+    )
     out = {}
     for video in index.videos:
         masks, tracks = index.decode_masks(video, list(range(video.length)))
@@ -195,3 +198,25 @@ def test_split_rejects_bad_fractions(shapes, tmp_path):
         with pytest.raises(ConfigError, match="valid-fraction"):
             split_dataset(root, valid_fraction=fraction)
     assert not (root / "annotations").exists()
+
+
+def test_foreign_mots_png_with_ignore_regions(tmp_path):
+    """MOTS PNGs from another tool (no side-car): class 2 instances 1 and 2, an ignore region."""
+    import cv2
+
+    folder = tmp_path / "m" / "instances" / "seq7"
+    folder.mkdir(parents=True)
+    frames = np.zeros((3, 20, 30), np.uint16)
+    frames[:, 2:8, 2:8] = 2001
+    frames[1:, 10:15, 10:20] = 2002
+    frames[:, 18:, :] = 10000
+    for t, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{t:06d}.png"), frame)
+    (tmp_path / "m" / "labels.txt").write_text("background\ncar\npedestrian\n")
+    convert_dataset(tmp_path / "m", tmp_path / "y", to="ytvis")
+    masks, index = _all_masks(tmp_path / "y", check_files=False)  # no frames to copy
+    assert index.category_map.names == ("car", "pedestrian") and len(masks) == 2
+    assert {k[2] for k in masks} == {2}
+    got = sorted(m.tobytes() for m in masks.values())
+    assert got == sorted((frames == v).tobytes() for v in (2001, 2002))
+    assert index.videos[0].file_names == ["seq7/000000.jpg", "seq7/000001.jpg", "seq7/000002.jpg"]

@@ -175,6 +175,7 @@ def _read_mots(src: Path) -> tuple[list[dict[str, Any]], Iterator[VideoTracks], 
                 )
             else:
                 stems, labels = _read_png_video(png_dir / name)
+                labels = np.where(labels == MOTS_IGNORE, 0, labels)  # ignore regions are not tracks
             yield _tracks_from_labels(
                 labels, meta, number, name, stems, lambda v: (v // 1000, v % 1000), src / "images"
             )
