@@ -219,4 +219,4 @@ def test_foreign_mots_png_with_ignore_regions(tmp_path):
     assert {k[2] for k in masks} == {2}
     got = sorted(m.tobytes() for m in masks.values())
     assert got == sorted((frames == v).tobytes() for v in (2001, 2002))
-    assert index.videos[0].file_names == ["seq7/000000.jpg", "seq7/000001.jpg", "seq7/000002.jpg"]
+    assert index.videos[0].file_names == ("seq7/000000.jpg", "seq7/000001.jpg", "seq7/000002.jpg")
