@@ -24,6 +24,7 @@ import torch
 
 from vistr_core.engine.device import amp_dtype, autocast, select_device
 from vistr_core.model import build_vistr
+from vistr_core.model.cpu_memory import keep_freed_memory
 from vistr_core.presets import get_preset
 
 STAGES = {
@@ -42,19 +43,23 @@ def _sync(device: torch.device) -> None:
 
 
 @contextmanager
-def stage_timer(model: torch.nn.Module, device: torch.device, totals: dict[str, float]):
-    """Accumulate wall time per top-level stage with forward pre/post hooks."""
+def stage_timer(
+    model: torch.nn.Module, device: torch.device, totals: dict[str, float], cpu: dict[str, float]
+):
+    """Accumulate wall and process-CPU time per top-level stage with forward pre/post hooks."""
     handles, starts = [], {}
     for stage, path in STAGES.items():
         module = model.get_submodule(path)
 
         def pre(_m, _a, stage=stage):
             _sync(device)
-            starts[stage] = time.perf_counter()
+            starts[stage] = (time.perf_counter(), time.process_time())
 
         def post(_m, _a, _o, stage=stage):
             _sync(device)
-            totals[stage] = totals.get(stage, 0.0) + time.perf_counter() - starts[stage]
+            wall, proc = starts[stage]
+            totals[stage] = totals.get(stage, 0.0) + time.perf_counter() - wall
+            cpu[stage] = cpu.get(stage, 0.0) + time.process_time() - proc
 
         handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
     try:
@@ -84,11 +89,11 @@ def bench_model(
         model(clip)  # warm-up (allocator, oneDNN/cuDNN kernel selection)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        walls, cpus, stages = [], [], {}
+        walls, cpus, stages, stages_cpu = [], [], {}, {}
         for _ in range(repeat):
             _sync(device)
             t0, c0 = time.perf_counter(), time.process_time()
-            with stage_timer(model, device, stages):
+            with stage_timer(model, device, stages, stages_cpu):
                 model(clip)
             _sync(device)
             walls.append(time.perf_counter() - t0)
@@ -106,6 +111,7 @@ def bench_model(
         "frames_per_second": cfg.num_frames / best,
         "peak_memory_mb": peak_memory_mb(device),
         "stage_seconds_mean": {k: v / repeat for k, v in stages.items()},
+        "stage_process_cpu_seconds_mean": {k: v / repeat for k, v in stages_cpu.items()},
     }
 
 
@@ -121,11 +127,17 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
     )
+    parser.add_argument(
+        "--system-malloc",
+        action="store_true",
+        help="leave glibc's malloc as is (default: keep freed memory, see vistr_core.model.cpu_memory)",
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "model_forward.json"))
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = select_device(args.device)
+    malloc_tuned = False if args.system_malloc else keep_freed_memory()
     size = tuple(int(s) for s in args.size.lower().split("x"))
     results = []
     for name in args.models:
@@ -135,13 +147,14 @@ def main() -> None:
         print(
             f"{name:10s} T={r['frames']} {r['height']}x{r['width']} {r['precision']}: "
             f"{r['seconds_per_clip']:.2f} s/clip, {r['frames_per_second']:.2f} frames/s, "
-            f"peak {r['peak_memory_mb']:.0f} MB | {stages}"
+            f"process CPU {min(r['process_cpu_seconds_all']):.1f} s, peak {r['peak_memory_mb']:.0f} MB | {stages}"
         )
     report = {
         "benchmark": "model_forward",
         "device": str(device),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "malloc_keeps_freed_memory": malloc_tuned,
         "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg(),
         "machine": platform.processor() or platform.machine(),

@@ -23,7 +23,7 @@ import torchvision
 from torch import Tensor, nn
 
 # Bound the temporary index/weight tensors (4 corners x K taps per output pixel) of one chunk.
-_MAX_BAG_ENTRIES = 1 << 23
+_MAX_BAG_ENTRIES = 1 << 19
 
 
 def deform_conv2d(
@@ -67,7 +67,8 @@ def deform_conv2d_cpu(
     k = kh * kw
     # [Cin, K*Cout]: column block k holds W_k^T, so row r of x @ proj is pixel r's K tap outputs.
     proj = weight.permute(1, 2, 3, 0).reshape(cin, k * cout)
-    per_sample = max(1, _MAX_BAG_ENTRIES // (ho * wo * k * 4))
+    # Chunk size: bounded temporaries, and table rows (built in float) below 2^24.
+    per_sample = max(1, min(_MAX_BAG_ENTRIES // (ho * wo * k * 4), (1 << 24) // ((h + 3) * (w + 3) * k)))
     outs = []
     for start in range(0, n, per_sample):
         stop = min(n, start + per_sample)
@@ -87,45 +88,60 @@ def _chunk(
 ) -> Tensor:
     """x: [n, C, H, W], offset: [n, 2K, Ho, Wo], proj: [C, K*Cout] -> [n*Ho*Wo, Cout]."""
     n, c, h, w = x.shape
-    ho, wo = offset.shape[-2:]
-    kh, kw = kernel
-    k = kh * kw
-    # Zero border (1 before, 2 after): every corner of a position clamped to [-1, H] x [-1, W]
+    k = kernel[0] * kernel[1]
+    # Zero border (1 before, 2 after): every corner of a position limited to [-1, H] x [-1, W]
     # lands in the table, and corners outside the image read zeros (no bias, so x @ proj = 0).
     hp, wp = h + 3, w + 3
     padded = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 2, 1, 2))  # [n, H+3, W+3, C]
     table = (padded.reshape(n * hp * wp, c) @ proj).view(n * hp * wp * k, cout)  # row (pixel*K + tap)
+    y, xx = _sampling_positions(offset, kernel, padding, dilation)  # [n, Ho, Wo, K] each
+    grad = torch.is_grad_enabled() and (offset.requires_grad or x.requires_grad or proj.requires_grad)
+    # Zero-padded bilinear sampling is exactly torchvision's bilinear_interpolate (0 unless
+    # -1 < y < H and -1 < x < W): beyond [-1, H] every corner is outside the image, so limiting
+    # positions to [-1, H] keeps values (0) and gradients (0). At exactly -1, where zero offsets
+    # put the border taps, torchvision's offset gradient is not 0; torch.clamp would zero it.
+    if grad:
+        y = torch.where(y < -1, -1.0, y).clamp_max(h)
+        xx = torch.where(xx < -1, -1.0, xx).clamp_max(w)
+        y0, x0 = y.floor(), xx.floor()
+        ly, lx = y - y0, xx - x0
+    else:  # inference: the same values with in-place ops (this part is memory-bound)
+        y0, x0 = y.clamp_(-1, h).floor(), xx.clamp_(-1, w).floor()
+        ly, lx = y.sub_(y0), xx.sub_(x0)
+    wy = torch.stack((1 - ly, ly), dim=-1)
+    wx = torch.stack((1 - lx, lx), dim=-1)
+    # Corner order (y0, x0), (y0, x1), (y1, x0), (y1, x1): weights hh*hw, hh*lw, lh*hw, lh*lw.
+    weights = (wy[..., :, None] * wx[..., None, :]).reshape(-1, k * 4)
 
-    # Sampling positions as torchvision computes them: (out - pad) + tap*dilation + offset.
-    dev, dt = x.device, x.dtype
+    # Table row of the top-left corner, (sample*Hp*Wp + (y0+1)*Wp + (x0+1))*K + tap, built in
+    # float (exact: the chunking keeps it below 2^24) and converted once.
+    first = torch.arange(n, device=x.device, dtype=x.dtype)[:, None, None, None] * (hp * wp * k)
+    tap = torch.arange(k, device=x.device, dtype=x.dtype)
+    row = (y0 * (wp * k) + x0 * k) + (first + (wp + 1) * k + tap)
+    corner = torch.tensor([0, 1, wp, wp + 1], device=x.device, dtype=x.dtype) * k
+    index = (row[..., None] + corner).reshape(-1, k * 4).to(torch.int32)
+    return F.embedding_bag(index, table, per_sample_weights=weights, mode="sum")
+
+
+def _sampling_positions(
+    offset: Tensor, kernel: tuple[int, int], padding: int, dilation: int
+) -> tuple[Tensor, Tensor]:
+    """Where each tap samples, as torchvision computes it: (out - pad) + tap*dilation + offset.
+
+    offset: [n, 2K, Ho, Wo] -> y, x: [n, Ho, Wo, K]
+    """
+    n, _, ho, wo = offset.shape
+    kh, kw = kernel
+    dev, dt = offset.device, offset.dtype
     tap_y = (torch.arange(kh, device=dev, dtype=dt) * dilation).repeat_interleave(kw)  # [K]
     tap_x = (torch.arange(kw, device=dev, dtype=dt) * dilation).repeat(kh)
     base_y = torch.arange(ho, device=dev, dtype=dt) - padding
     base_x = torch.arange(wo, device=dev, dtype=dt) - padding
-    off = offset.permute(0, 2, 3, 1).reshape(n, ho, wo, k, 2)  # free for channels-last offsets
-    y = (base_y[:, None, None] + tap_y) + off[..., 0]  # [n, Ho, Wo, K]
-    xx = (base_x[None, :, None] + tap_x) + off[..., 1]
-    # Zero-padded bilinear sampling is exactly torchvision's bilinear_interpolate (0 unless
-    # -1 < y < H and -1 < x < W): beyond [-1, H] every corner is outside the image, so limiting
-    # positions to [-1, H] keeps values (0) and gradients (0). At exactly -1, where zero offsets
-    # put the border taps, torchvision's offset gradient is not 0: keep it (torch.clamp would
-    # zero it), hence `where` below.
-    y = torch.where(y < -1, -1.0, y).clamp_max(h)
-    xx = torch.where(xx < -1, -1.0, xx).clamp_max(w)
-    y0, x0 = y.floor(), xx.floor()
-    ly, lx = y - y0, xx - x0
-    wy = torch.stack((1 - ly, ly), dim=-1)
-    wx = torch.stack((1 - lx, lx), dim=-1)
-    corner_weights = (wy[..., :, None] * wx[..., None, :]).view(
-        n * ho * wo, k * 4
-    )  # hh*hw, hh*lw, lh*hw, lh*lw
-
-    pixel = ((y0 + 1) * wp + (x0 + 1)).to(torch.int64)  # [n, Ho, Wo, K], top-left corner in the table
-    first = (torch.arange(n, device=dev) * (hp * wp))[:, None, None, None]
-    tap = torch.arange(k, device=dev)
-    corner = torch.tensor([0, 1, wp, wp + 1], device=dev) * k
-    index = (((pixel + first) * k + tap)[..., None] + corner).view(n * ho * wo, k * 4)
-    return F.embedding_bag(index, table, per_sample_weights=corner_weights, mode="sum")
+    off = offset.permute(0, 2, 3, 1).reshape(n, ho, wo, kh * kw, 2)  # free for channels-last offsets
+    # (contiguous: broadcasting against the strided offset slices may pick another layout)
+    y = ((base_y[:, None, None] + tap_y) + off[..., 0]).contiguous()
+    x = ((base_x[None, :, None] + tap_x) + off[..., 1]).contiguous()
+    return y, x
 
 
 class DeformConv2d(nn.Module):
