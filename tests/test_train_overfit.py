@@ -24,7 +24,15 @@ def test_tiny_overfits_a_small_synthetic_set(tmp_path):
         tiny.data, short_side=64, max_size=96, train_scales=(64,), train_max_size=96, photometric=False
     )
     preset = dataclasses.replace(tiny, data=data)
-    overrides = {"max_iters": STEPS, "workers": 0, "log_every": 20, "checkpoint_every": 0}
+    # 2 clips per epoch: count in steps (no epoch cap, no learning-rate drop)
+    overrides = {
+        "max_iters": STEPS,
+        "epochs": STEPS,
+        "lr_drop": STEPS,
+        "workers": 0,
+        "log_every": 20,
+        "checkpoint_every": 10**6,  # only the final last.pt
+    }
 
     start = train(
         root, preset=preset, out_dir=tmp_path / "start", device="cpu", eval_split="train",
