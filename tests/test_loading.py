@@ -249,3 +249,10 @@ def test_init_from_vistr_checkpoint_with_other_classes(tmp_path):
     assert "vistr.query_embed.weight" in report.loaded  # same n*T: kept for fine-tuning
     assert dict(report.skipped)["vistr.class_embed.weight"].startswith("shape (4, 192)")
     assert not report.missing
+
+
+def test_ddp_prefixed_state_dict_loads(tmp_path):
+    model = tiny_model()
+    torch.save({"model": {f"module.{k}": v for k, v in model.state_dict().items()}}, tmp_path / "ddp.pth")
+    loaded = load_model(tmp_path / "ddp.pth", num_frames=2)
+    torch.testing.assert_close(loaded.state_dict(), model.state_dict(), atol=0, rtol=0)

@@ -217,6 +217,8 @@ def _state_dict_of(path: Path, obj: dict[str, Any]) -> dict[str, Tensor]:
             f"checkpoint {path} has no 'model' state dict (top-level keys: {', '.join(map(str, list(obj)[:6]))}); "
             "pass a `vistr train` checkpoint or vistr_r50.pth / vistr_r101.pth"
         )
+    if all(k.startswith("module.") for k in state):  # saved from a DistributedDataParallel wrapper
+        state = {k[len("module.") :]: v for k, v in state.items()}
     bad = [k for k, v in state.items() if not isinstance(v, Tensor)]
     if bad:
         raise CheckpointError(

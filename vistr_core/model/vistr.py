@@ -124,39 +124,45 @@ class VisTR(nn.Module):
 
     def _forward_clips(self, frames: Tensor, pad_mask: Tensor | None) -> dict[str, Any]:
         """The reference computation for clips of one size: [B, T, 3, H, W] -> output dict."""
-        det = self.vistr
         b, t = frames.shape[:2]
-        n = det.num_instances
         flat_mask = pad_mask.flatten(0, 1) if pad_mask is not None else None
-        features = det.backbone[0](frames.flatten(0, 1), flat_mask)
+        features = self.vistr.backbone[0](frames.flatten(0, 1), flat_mask)  # layer1..4, [B*T, C, h, w]
         feat4, mask4 = features[-1]
-        hh, ww = feat4.shape[-2:]
-        if mask4 is None:
-            mask4 = torch.zeros((b * t, hh, ww), dtype=torch.bool, device=frames.device)
-        pos = det.backbone[1](mask4.view(b, t, hh, ww))  # [B, T, d, h, w]
-        src = det.input_proj(feat4)  # [B*T, d, h, w]
-        d = src.shape[1]
-        tokens = src.permute(0, 2, 3, 1).reshape(b, t * hh * ww, d)  # frame-major (t, y, x)
-        pos_tokens = pos.permute(0, 1, 3, 4, 2).reshape(b, t * hh * ww, d)
-        key_mask = mask4.view(b, t * hh * ww) if pad_mask is not None else None
-        hs, memory = det.transformer(tokens, key_mask, det.query_embed.weight, pos_tokens)
-        # Frame-major queries (t*n + i) -> instance-major [layers, B, n, T, d].
-        hs = hs.view(hs.shape[0], b, t, n, d).transpose(2, 3)
-        logits = det.class_embed(hs)
-        boxes = det.bbox_embed(hs).sigmoid()
+        hs, memory = self._transformer(feat4, mask4, b, t)
+        logits = self.vistr.class_embed(hs)
+        boxes = self.vistr.bbox_embed(hs).sigmoid()
         out: dict[str, Any] = {"pred_logits": logits[-1], "pred_boxes": boxes[-1]}
         if self.training and self.aux_loss:
             out["aux_outputs"] = [
                 {"pred_logits": lg, "pred_boxes": bx} for lg, bx in zip(logits[:-1], boxes[:-1], strict=True)
             ]
-        memory = memory.view(b, t, hh, ww, d)
-        attn = self.bbox_attention(hs[-1], memory, mask4.view(b, t, hh, ww) if pad_mask is not None else None)
+        mask4 = mask4.view(b, t, *mask4.shape[-2:]) if mask4 is not None else None
+        attn = self.bbox_attention(hs[-1], memory, mask4)  # [B, n, T, heads, h, w]
+        hh, ww, d = memory.shape[2:]
         memory_maps = memory.view(b * t, hh, ww, d).permute(0, 3, 1, 2)  # channels-last view
-        fpns = [features[2][0], features[1][0], features[0][0]]
-        seg = self.mask_head(memory_maps, attn, fpns)  # [B*n*T, C, H/4, W/4]
+        seg = self.mask_head(memory_maps, attn, [features[2][0], features[1][0], features[0][0]])
         masks = self.insmask_head(seg, t)  # [B*n, T, H/4, W/4]
-        out["pred_masks"] = masks.view(b, n, t, *masks.shape[-2:])
+        out["pred_masks"] = masks.view(b, self.num_instances, t, *masks.shape[-2:])
         return out
+
+    def _transformer(self, feat4: Tensor, mask4: Tensor | None, b: int, t: int) -> tuple[Tensor, Tensor]:
+        """feat4: [B*T, C, h, w] layer4; mask4: [B*T, h, w] or None.
+
+        Returns hs [layers, B, n, T, d] (instance-major) and memory [B, T, h, w, d].
+        """
+        det = self.vistr
+        hh, ww = feat4.shape[-2:]
+        pe_mask = mask4 if mask4 is not None else feat4.new_zeros((b * t, hh, ww), dtype=torch.bool)
+        pos = det.backbone[1](pe_mask.view(b, t, hh, ww))  # [B, T, d, h, w]
+        src = det.input_proj(feat4)  # [B*T, d, h, w]
+        d = src.shape[1]
+        tokens = src.permute(0, 2, 3, 1).reshape(b, t * hh * ww, d)  # frame-major (t, y, x)
+        pos_tokens = pos.permute(0, 1, 3, 4, 2).reshape(b, t * hh * ww, d)
+        key_mask = mask4.view(b, t * hh * ww) if mask4 is not None else None
+        hs, memory = det.transformer(tokens, key_mask, det.query_embed.weight, pos_tokens)
+        # Frame-major queries (t*n + i) -> instance-major.
+        hs = hs.view(hs.shape[0], b, t, det.num_instances, d).transpose(2, 3)
+        return hs, memory.view(b, t, hh, ww, d)
 
 
 def _valid_extents(pad_mask: Tensor) -> list[tuple[int, int]]:
