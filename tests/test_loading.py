@@ -69,6 +69,7 @@ def test_official_r101_manifest_loads_every_key():
     assert set(loaded) == set(state)
     assert all(loaded[k].shape == v.shape for k, v in state.items())
     assert (model.data_config.short_side, model.data_config.max_size) == (280, 504)
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 75_833_633  # vistr-facts 2.7
 
 
 def test_frozen_batchnorm_has_no_num_batches_tracked():

@@ -164,3 +164,10 @@ def test_position_encoding_layout():
     torch.testing.assert_close(
         pos[0, 0, 10, 0, 1], torch.tensor(two_pi * 2 / 5 / 100).sin(), atol=1e-5, rtol=0
     )
+
+
+def test_parameter_counts_match_the_reference():
+    """vistr-facts.md section 2.7: 57,116,129 parameters, 56,893,729 trainable (stem + layer1 frozen)."""
+    model = build_vistr(get_preset("vistr_r50").model)
+    assert sum(p.numel() for p in model.parameters()) == 57_116_129
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 56_893_729
