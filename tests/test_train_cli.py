@@ -32,7 +32,7 @@ def test_cli_trains_and_refuses_to_overwrite(dataset, tmp_path, micro):
 
     def command(max_iters: int, *extra: str) -> list[str]:
         return ["train", "--data", str(dataset), "--preset", "micro", "--out", str(out), "--max-iters",
-                str(max_iters), "--workers", "0", "--device", "cpu", "--log-every", "1", "--quiet", *extra]  # fmt: skip
+                str(max_iters), "--workers", "0", "--device", "cpu", "--log-every", "1", "--lr-backbone", "0", "--quiet", *extra]  # fmt: skip
 
     result = CliRunner().invoke(app, command(2))
     assert result.exit_code == 0, result.output
@@ -76,7 +76,7 @@ def test_cli_reports_user_errors_in_one_line(dataset, tmp_path, micro):
 def test_periodic_evaluation(dataset, tmp_path):
     summary = train(
         dataset, preset=micro_preset(), out_dir=tmp_path / "r", device="cpu",
-        overrides={"max_iters": 1, "eval_every": 1, "workers": 0},
+        overrides={"max_iters": 1, "eval_every": 1, "workers": 0, "lr_backbone": 0.0},
     )  # fmt: skip
     stats = summary.evaluations[1]
     assert set(stats) >= {"AP", "AP50", "AR10"} and all(-1 <= v <= 1 for v in stats.values())
