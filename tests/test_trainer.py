@@ -182,3 +182,23 @@ def test_optimizer_gives_the_backbone_its_own_learning_rate():
     assert not any("backbone" in names[id(p)] for p in rest["params"])
     trainable = sum(p.requires_grad for p in model.parameters())
     assert len(rest["params"]) + len(backbone["params"]) == trainable
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_mixed_precision_trains_and_resumes(dataset, tmp_path):
+    import math
+
+    from vistr_core.engine.device import amp_dtype
+
+    overrides = {**FAST, "max_iters": 2, "amp": True}
+    first = train(dataset, preset=micro_preset(), out_dir=tmp_path / "r", overrides=overrides, device="cuda")
+    assert all(math.isfinite(v) for v in first.losses.values())
+    ckpt = read_checkpoint(first.last_checkpoint)
+    fp16 = amp_dtype(torch.device("cuda")) == torch.float16
+    assert (ckpt["scaler"] is not None) == fp16  # loss scaling only for fp16; bf16 needs none
+    resumed = train(
+        dataset, preset=micro_preset(), out_dir=tmp_path / "r", overrides={**overrides, "max_iters": 3},
+        device="cuda", resume=True,
+    )  # fmt: skip
+    assert resumed.steps == 3
