@@ -171,3 +171,10 @@ def test_parameter_counts_match_the_reference():
     model = build_vistr(get_preset("vistr_r50").model)
     assert sum(p.numel() for p in model.parameters()) == 57_116_129
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 56_893_729
+
+
+def test_dilation_needs_a_bottleneck_resnet():
+    from vistr_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="resnet50/101"):
+        build_vistr(tiny_config(dilation=True))

@@ -201,6 +201,18 @@ def test_batched_equals_loops_tiny(t, n, size):
     _check_against_loops(model, torch.randn(t, 3, *size))
 
 
+def test_batched_equals_loops_dilated_backbone():
+    """DC5 (dilated layer4): the first mask-head fusion has no upsampling."""
+    torch.manual_seed(5)
+    cfg = ModelConfig(
+        backbone="resnet50", dilation=True, hidden_dim=96, enc_layers=1, dec_layers=1,
+        dim_feedforward=128, num_frames=2, num_instances=2, num_classes=3,
+    )  # fmt: skip
+    model = build_vistr(cfg).eval()
+    _randomize_offsets(model)
+    _check_against_loops(model, torch.randn(2, 3, 70, 90))
+
+
 def test_batched_equals_loops_full_width_r50():
     """d=384, 8 heads, R50 FPN widths, odd frame size, T and n not in the fixture."""
     torch.manual_seed(3)

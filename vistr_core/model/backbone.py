@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from ..errors import ConfigError
 from .position_encoding import PositionEmbeddingSine3D
 
 # Stage name -> output key; the mask head uses all four (layer1 /4 ... layer4 /32).
@@ -29,6 +30,9 @@ class Backbone(nn.Module):
 
     def __init__(self, name: str, *, dilation: bool = False) -> None:
         super().__init__()
+        basic = name in ("resnet18", "resnet34")
+        if dilation and basic:
+            raise ConfigError(f"dilation (DC5) needs a bottleneck ResNet (resnet50/101), not {name}")
         resnet = getattr(torchvision.models, name)(
             weights=None,
             replace_stride_with_dilation=[False, False, dilation],
@@ -38,7 +42,6 @@ class Backbone(nn.Module):
             if not any(stage in pname for stage in ("layer2", "layer3", "layer4")):
                 param.requires_grad_(False)
         self.body = IntermediateLayerGetter(resnet, return_layers=_RETURN_LAYERS)
-        basic = name in ("resnet18", "resnet34")
         self.num_channels = 512 if basic else 2048
         # Channels of layer3, layer2, layer1: the FPN inputs of the mask head, coarse to fine.
         self.fpn_channels = (256, 128, 64) if basic else (1024, 512, 256)
