@@ -93,3 +93,13 @@ def test_rejects_mismatched_shapes():
     x, offset, weight = _inputs(1, 4, 3, 5, 5)
     with pytest.raises(ValueError, match="do not fit"):
         deform_conv2d_cpu(x, offset[:, :10], weight)
+
+
+def test_bfloat16_positions_stay_exact():
+    """Half-precision inputs still index the right pixels (positions are computed in float32)."""
+    x, offset, weight = _inputs(2, 4, 3, 40, 70, seed=4)
+    ours = deform_conv2d_cpu(x.bfloat16(), offset.bfloat16(), weight.bfloat16()).float()
+    ref = torchvision.ops.deform_conv2d(
+        x.bfloat16().float(), offset.bfloat16().float(), weight.bfloat16().float(), padding=(1, 1)
+    )
+    torch.testing.assert_close(ours, ref, atol=0.05, rtol=0.02)

@@ -117,12 +117,12 @@ def _chunk(
 
     # Table row of the top-left corner, (sample*Hp*Wp + (y0+1)*Wp + (x0+1))*K + tap, built in
     # float (exact: the chunking keeps it below 2^24) and converted once.
-    first = torch.arange(n, device=x.device, dtype=x.dtype)[:, None, None, None] * (hp * wp * k)
-    tap = torch.arange(k, device=x.device, dtype=x.dtype)
+    first = torch.arange(n, device=x.device, dtype=y0.dtype)[:, None, None, None] * (hp * wp * k)
+    tap = torch.arange(k, device=x.device, dtype=y0.dtype)
     row = (y0 * (wp * k) + x0 * k) + (first + (wp + 1) * k + tap)
-    corner = torch.tensor([0, 1, wp, wp + 1], device=x.device, dtype=x.dtype) * k
+    corner = torch.tensor([0, 1, wp, wp + 1], device=x.device, dtype=y0.dtype) * k
     index = (row[..., None] + corner).reshape(-1, k * 4).to(torch.int32)
-    return F.embedding_bag(index, table, per_sample_weights=weights, mode="sum")
+    return F.embedding_bag(index, table, per_sample_weights=weights.to(table.dtype), mode="sum")
 
 
 def _sampling_positions(
@@ -134,7 +134,8 @@ def _sampling_positions(
     """
     n, _, ho, wo = offset.shape
     kh, kw = kernel
-    dev, dt = offset.device, offset.dtype
+    # At least float32: positions and table rows are integers far above half precision's 2048.
+    dev, dt = offset.device, torch.promote_types(offset.dtype, torch.float32)
     tap_y = (torch.arange(kh, device=dev, dtype=dt) * dilation).repeat_interleave(kw)  # [K]
     tap_x = (torch.arange(kw, device=dev, dtype=dt) * dilation).repeat(kh)
     base_y = torch.arange(ho, device=dev, dtype=dt) - padding
