@@ -103,3 +103,22 @@ def test_bfloat16_positions_stay_exact():
         x.bfloat16().float(), offset.bfloat16().float(), weight.bfloat16().float(), padding=(1, 1)
     )
     torch.testing.assert_close(ours, ref, atol=0.05, rtol=0.02)
+
+
+def test_row_numbers_beyond_float32_precision(monkeypatch):
+    """Tables with 2^24+ rows fall back to float64 row numbers (forced here on a small input)."""
+    import vistr_core.ops.deform_conv as dc
+
+    x, offset, weight = _inputs(2, 3, 2, 9, 11, seed=5)
+    expected = torchvision.ops.deform_conv2d(x, offset, weight, padding=(1, 1))
+    original = dc._chunk
+
+    def shifted(x, *args):
+        # Prepend a large zero block so the rows of the real samples exceed 2^24.
+        pad = torch.zeros(((1 << 24) // (12 * 14 * 9)) + 1, *x.shape[1:])
+        offsets = torch.zeros(pad.shape[0], *args[0].shape[1:])
+        out = original(torch.cat([pad, x]), torch.cat([offsets, args[0]]), *args[1:])
+        return out[pad.shape[0] * x.shape[-2] * x.shape[-1] :]
+
+    monkeypatch.setattr(dc, "_chunk", shifted)
+    torch.testing.assert_close(deform_conv2d_cpu(x, offset, weight), expected, atol=1e-5, rtol=1e-5)

@@ -69,7 +69,7 @@ def deform_conv2d_cpu(
     k = kh * kw
     # [Cin, K*Cout]: column block k holds W_k^T, so row r of x @ proj is pixel r's K tap outputs.
     proj = weight.permute(1, 2, 3, 0).reshape(cin, k * cout)
-    # Chunk size: bounded temporaries, and table rows (built in float) below 2^24.
+    # Chunk size: bounded temporaries, and table rows (built in float32) below 2^24 when possible.
     per_sample = max(1, min(_MAX_BAG_ENTRIES // (ho * wo * k * 4), (1 << 24) // ((h + 3) * (w + 3) * k)))
     outs = []
     for start in range(0, n, per_sample):
@@ -116,7 +116,9 @@ def _chunk(
     weights = (wy[..., :, None] * wx[..., None, :]).reshape(-1, k * 4)
 
     # Table row of the top-left corner, (sample*Hp*Wp + (y0+1)*Wp + (x0+1))*K + tap, built in
-    # float (exact: the chunking keeps it below 2^24) and converted once.
+    # float (exact below 2^24, which the chunking keeps to) and converted once.
+    if n * hp * wp * k >= 1 << 24:  # a single huge image: float32 would round the row numbers
+        y0, x0 = y0.double(), x0.double()
     first = torch.arange(n, device=x.device, dtype=y0.dtype)[:, None, None, None] * (hp * wp * k)
     tap = torch.arange(k, device=x.device, dtype=y0.dtype)
     row = (y0 * (wp * k) + x0 * k) + (first + (wp + 1) * k + tap)
