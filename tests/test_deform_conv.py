@@ -122,3 +122,24 @@ def test_row_numbers_beyond_float32_precision(monkeypatch):
 
     monkeypatch.setattr(dc, "_chunk", shifted)
     torch.testing.assert_close(deform_conv2d_cpu(x, offset, weight), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_non_finite_offsets_sample_nothing_instead_of_failing(grad):
+    """A diverged model's NaN/inf offsets must not crash the gather: those taps read zeros, like
+    offsets far outside the image, so the NaN surfaces in the loss where the trainer names it."""
+    x, offset, weight = _inputs(2, 4, 3, 6, 7, offset_scale=1.0)
+    bad = offset.clone()
+    bad[0, :, 2, 3] = float("nan")
+    bad[1, 0, 1, 1] = float("inf")
+    bad[1, 1, 4, 4] = float("-inf")
+    far = offset.clone()
+    far[0, :, 2, 3] = -1000.0  # NaN in both coordinates: nothing sampled, as here
+    far[1, 0, 1, 1] = 1000.0
+    far[1, 1, 4, 4] = -1000.0
+    with torch.set_grad_enabled(grad):
+        xs = x.clone().requires_grad_(grad)
+        out = deform_conv2d_cpu(xs, bad, weight)
+        expected = deform_conv2d_cpu(x, far, weight)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out.detach(), expected, atol=1e-6, rtol=1e-6)

@@ -189,3 +189,9 @@ def test_cli_version_and_help():
     assert result.exit_code == 0
     for name in ("segment", "train", "eval", "render", "data"):
         assert name in result.output
+
+
+def test_dilation_needs_a_bottleneck_backbone():
+    with pytest.raises(ConfigError, match="DC5"):
+        ModelConfig(backbone="resnet18", dilation=True)
+    assert ModelConfig(backbone="resnet50", dilation=True).dilation

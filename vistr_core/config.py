@@ -62,6 +62,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
             raise ConfigError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
+        if self.dilation and self.backbone in ("resnet18", "resnet34"):
+            raise ConfigError(f"dilation (DC5) needs a bottleneck ResNet (resnet50/101), not {self.backbone}")
         if self.hidden_dim % 3 or (self.hidden_dim // 3) % 2:
             raise ConfigError(
                 f"hidden_dim {self.hidden_dim} must be divisible by 6 "

@@ -102,13 +102,15 @@ def _chunk(
     # -1 < y < H and -1 < x < W): beyond [-1, H] every corner is outside the image, so limiting
     # positions to [-1, H] keeps values (0) and gradients (0). At exactly -1, where zero offsets
     # put the border taps, torchvision's offset gradient is not 0; torch.clamp would zero it.
+    # A non-finite offset (a diverging model) samples nothing, like a far-away one: a NaN turned
+    # into an index would make embedding_bag fail instead of letting the loss report the NaN.
     if grad:
-        y = torch.where(y < -1, -1.0, y).clamp_max(h)
-        xx = torch.where(xx < -1, -1.0, xx).clamp_max(w)
+        y = torch.where(y >= -1, y, -1.0).clamp_max(h)
+        xx = torch.where(xx >= -1, xx, -1.0).clamp_max(w)
         y0, x0 = y.floor(), xx.floor()
         ly, lx = y - y0, xx - x0
     else:  # inference: the same values with in-place ops (this part is memory-bound)
-        y0, x0 = y.clamp_(-1, h).floor(), xx.clamp_(-1, w).floor()
+        y0, x0 = y.nan_to_num_(-1.0).clamp_(-1, h).floor(), xx.nan_to_num_(-1.0).clamp_(-1, w).floor()
         ly, lx = y.sub_(y0), xx.sub_(x0)
     wy = torch.stack((1 - ly, ly), dim=-1)
     wx = torch.stack((1 - lx, lx), dim=-1)
