@@ -8,6 +8,7 @@ import typer
 
 import vistr_core
 from vistr_cli.commands import data, eval, render, segment, train
+from vistr_core.model.cpu_memory import keep_freed_memory
 
 app = typer.Typer(
     name="vistr",
@@ -33,6 +34,9 @@ def _root(
     ] = False,
 ) -> None:
     """Video instance segmentation with VisTR."""
+    # A CPU forward allocates and frees tens of GB in large tensors; keeping freed blocks in the
+    # heap instead of unmapping them saves re-faulting them in (about a fifth of a forward).
+    keep_freed_memory()
 
 
 app.command("segment")(segment.segment)
