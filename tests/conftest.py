@@ -19,3 +19,12 @@ def _deterministic_torch():
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Small tensors: one intra-op thread is faster, and immune to a busy machine's OpenMP spinning."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

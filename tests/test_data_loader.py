@@ -15,13 +15,7 @@ from vistr_core.data.ytvis import load_ytvis
 from vistr_core.errors import ConfigError, DatasetError
 from vistr_core.presets import get_preset
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -25,13 +25,7 @@ TINY = get_preset("tiny").data  # no crop: multi-scale is final
 SEEDS = range(40)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one intra-op thread is faster, and immune to a busy machine's OpenMP spinning."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _clip(t: int = 4, h: int = 90, w: int = 120, seed: int = 0):
