@@ -178,3 +178,26 @@ def test_dilation_needs_a_bottleneck_resnet():
 
     with pytest.raises(ConfigError, match="resnet50/101"):
         build_vistr(tiny_config(dilation=True))
+
+
+@pytest.mark.parametrize("shape", [(2, 6, 4, 8, 10), (1, 5, 3, 7, 9), (3, 4, 1, 2, 5)])
+def test_subgrid_dilated_conv3d_equals_the_dilated_kernel(shape):
+    """The training path of the 3-D head's dilated convs: same values and gradients as PyTorch's
+    dilated Conv3d, for even and odd T, H, W."""
+    from vistr_core.model.segmentation import SubgridDilatedConv3d
+
+    fast = SubgridDilatedConv3d(shape[1], 3, 3, padding=2, dilation=2)
+    plain = torch.nn.Conv3d(shape[1], 3, 3, padding=2, dilation=2)
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(shape)
+    upstream = torch.randn(shape[0], 3, *shape[2:])
+    grads = []
+    for conv in (fast, plain):
+        xi = x.clone().requires_grad_()
+        out = conv(xi)
+        out.backward(upstream)
+        grads.append((out.detach(), xi.grad, conv.weight.grad, conv.bias.grad))
+    for ours, ref in zip(*grads, strict=True):  # parameter gradients sum many float32 products
+        torch.testing.assert_close(ours, ref, atol=1e-4, rtol=1e-5)
+    with torch.no_grad():  # inference takes the plain kernel
+        torch.testing.assert_close(fast(x), plain(x), atol=0, rtol=0)
