@@ -146,14 +146,15 @@ def test_set_epoch_and_skip_batches_resume_exactly(shapes):
 
 def test_batches_are_padded_consistently(shapes):
     loader = build_train_loader(shapes, preset="tiny", batch_size=3, workers=0, seed=0)
+    t = get_preset("tiny").model.num_frames
     for batch in loader:
-        assert batch.frames.shape[:2] == (3, 6) and batch.pad_mask.shape == (3, 6, *batch.frames.shape[-2:])
+        assert batch.frames.shape[:2] == (3, t) and batch.pad_mask.shape == (3, t, *batch.frames.shape[-2:])
         for b, tgt in enumerate(batch.targets):
             h, w = tgt.size
-            assert not batch.pad_mask[b, :, :h, :w].any() and batch.pad_mask[b].sum() == 6 * (
+            assert not batch.pad_mask[b, :, :h, :w].any() and batch.pad_mask[b].sum() == t * (
                 batch.frames.shape[-2] * batch.frames.shape[-1] - h * w
             )
-            assert tgt.masks.shape[-2:] == (h, w) and tgt.boxes.shape == (tgt.num_instances, 6, 4)
+            assert tgt.masks.shape[-2:] == (h, w) and tgt.boxes.shape == (tgt.num_instances, t, 4)
 
 
 def test_sampler_shards_ranks_disjointly_and_completely():

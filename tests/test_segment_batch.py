@@ -145,7 +145,7 @@ def test_tiny_checkpoint_end_to_end(tmp_path, runner):
     result = runner.invoke(app, [*args, "--png", "--mots", "--video-id", "3"])
     assert result.exit_code == 0, result.output
     meta = json.loads((out / "clip" / "meta.json").read_text())
-    assert meta["checkpoint"] == str(ckpt.resolve()) and meta["settings"]["model"]["num_frames"] == 6
+    assert meta["checkpoint"] == str(ckpt.resolve()) and meta["settings"]["model"]["num_frames"] == 4
     assert meta["settings"]["overlap"] == 1 and meta["categories"] == {"1": "class_1"}
     results = json.loads((out / "clip" / "results.json").read_text())
     assert {r["video_id"] for r in results} <= {3}

@@ -18,7 +18,7 @@ from vistr_core.losses import SetCriterion
 from vistr_core.presets import get_preset
 
 # A frozen backbone skips its backward pass and optimizer state: tests run several times faster.
-FAST = {"workers": 0, "log_every": 1, "checkpoint_every": 0, "lr_backbone": 0.0}
+FAST = {"workers": 0, "log_every": 1, "checkpoint_every": 0, "lr_backbone": 0.0, "batch_size": 1}
 
 
 def micro_preset(dropout: float = 0.0):

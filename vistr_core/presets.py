@@ -21,7 +21,7 @@ VISTR_R101 = Preset(
 
 TINY = Preset(
     name="tiny",
-    description="ResNet-18, d=192, 2+2 layers, 6-frame clips, small frames: CPU tests and the quickstart",
+    description="ResNet-18, d=192, 2+2 layers, 4-frame clips, 96-pixel frames: CPU tests and the quickstart",
     model=ModelConfig(
         backbone="resnet18",
         hidden_dim=192,
@@ -30,19 +30,35 @@ TINY = Preset(
         dec_layers=2,
         dim_feedforward=512,
         dropout=0.0,
-        num_frames=6,
+        num_frames=4,
         num_instances=5,
         num_classes=1,
     ),
     data=DataConfig(
-        short_side=128,
-        max_size=224,
-        train_scales=(112, 128, 144),
-        train_max_size=256,
+        short_side=96,
+        max_size=160,
+        train_scales=(88, 96, 104),
+        train_max_size=176,
         crop_range=None,
         max_stride=2,
     ),
-    train=TrainConfig(lr=2e-4, lr_backbone=2e-5, epochs=20, lr_drop=15, workers=2, checkpoint_every=200),
+    # Trained from scratch on a CPU in minutes (no pretrained weights can be downloaded):
+    # - the backbone stays at its random initialization (lr_backbone 0): random ResNet features
+    #   already separate colored shapes, and skipping its backward makes a step ~1.7x cheaper;
+    # - the class terms weigh 4x / 2x more than in the paper: measured on the synthetic set, the
+    #   paper's weights left every slot predicting the class prior for 600+ steps, these learn
+    #   the classes within ~150 steps.
+    train=TrainConfig(
+        lr=3e-4,
+        lr_backbone=0.0,
+        loss_ce=4.0,
+        cost_class=2.0,
+        batch_size=2,
+        epochs=200,
+        lr_drop=160,
+        workers=1,
+        checkpoint_every=250,
+    ),
 )
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (VISTR_R50, VISTR_R101, TINY)}

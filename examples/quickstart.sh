@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole loop on data vistr makes itself (nothing is downloaded):
+#   synthesize a dataset -> train the `tiny` model on the CPU -> score it on the held-out split
+#   -> segment a held-out video and a longer one -> render overlays.
+# About 15 minutes on a 2-core CPU. Usage: bash examples/quickstart.sh [OUT]   (default: quickstart-out)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/vistr ] && export PATH="$PWD/.venv/bin:$PATH"
+OUT=${1:-quickstart-out}
+ITERS=${QUICKSTART_ITERS:-900}
+START=$(date +%s)
+step() { printf '\n\033[1m== %s\033[0m  (%ss)\n' "$1" "$(($(date +%s) - START))"; }
+
+step "1/6 a synthetic YouTube-VIS dataset: 60 train + 20 valid videos of moving shapes"
+vistr data synth --out "$OUT/shapes" --videos 60 --valid-videos 20 --frames 24 --size 96x128 --seed 0 --force
+
+step "2/6 train the tiny preset on the CPU ($ITERS steps)"
+vistr train --data "$OUT/shapes" --preset tiny --out "$OUT/run" --max-iters "$ITERS" --force
+
+step "3/6 score it on the valid split (never trained on) with the official YouTube-VIS metric"
+vistr eval --data "$OUT/shapes" --split valid --checkpoint "$OUT/run/last.pt" --json "$OUT/eval/metrics.json" --force
+
+step "4/6 a longer video (240 frames) the model has never seen"
+vistr data synth --out "$OUT/long" --videos 1 --valid-videos 0 --frames 240 --size 96x128 --seed 7 --force
+
+step "5/6 segment a held-out video and the long one (windows linked into tracks)"
+vistr segment "$OUT/shapes/valid/JPEGImages/valid_00000" "$OUT/long/train/JPEGImages/train_00000" \
+    --checkpoint "$OUT/run/last.pt" -o "$OUT/segment" --png --mots --force
+
+step "6/6 render overlays"
+vistr render "$OUT/segment/valid_00000/results.json" -o "$OUT/render/valid_00000.mp4" --legend --force
+vistr render "$OUT/segment/train_00000/results.json" -o "$OUT/render/long.gif" --force
+vistr render "$OUT/segment/valid_00000/results.json" -o "$OUT/render/valid_00000_frames" --legend --force
+
+step "done"
+cat <<DONE
+  dataset        $OUT/shapes/{train,valid}/instances.json
+  model          $OUT/run/last.pt   (training curve: $OUT/run/metrics.jsonl)
+  metrics        $OUT/eval/metrics.json   (predictions: $OUT/eval/results.json)
+  tracks         $OUT/segment/<video>/results.json, meta.json, masks/*.png, tracks.mots.txt
+  overlays       $OUT/render/valid_00000.mp4, $OUT/render/long.gif, $OUT/render/valid_00000_frames/*.png
+DONE
