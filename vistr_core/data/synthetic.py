@@ -17,7 +17,7 @@ Same arguments -> byte-identical files: every random draw comes from a generator
 key order.
 
 Difficulty (see :data:`DIFFICULTIES`): ``easy`` is 3 categories whose shapes *and* colors differ,
-1-3 large objects and almost no clutter — learnable by the ``tiny`` preset in minutes on a CPU.
+1-2 large objects and no clutter — learnable by the ``tiny`` preset in minutes on a CPU.
 ``medium`` and ``hard`` add categories, overlapping or random colors, textures, smaller objects,
 more occlusion and clutter.
 """
@@ -59,7 +59,7 @@ class Difficulty:
 
 
 DIFFICULTIES = {
-    "easy": Difficulty(3, (1, 3), (0.28, 0.45), 12, False, 2, 4.0, 0.2, 0.025),
+    "easy": Difficulty(3, (1, 2), (0.35, 0.5), 10, False, 0, 2.0, 0.1, 0.02),
     "medium": Difficulty(5, (1, 4), (0.18, 0.38), 35, True, 8, 8.0, 0.3, 0.035),
     "hard": Difficulty(6, (2, 6), (0.12, 0.32), 180, True, 20, 12.0, 0.4, 0.05),
 }
