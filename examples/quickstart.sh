@@ -2,12 +2,12 @@
 # The whole loop on data vistr makes itself (nothing is downloaded):
 #   synthesize a dataset -> train the `tiny` model on the CPU -> score it on the held-out split
 #   -> segment a held-out video and a longer one -> render overlays.
-# About 15 minutes on a 2-core CPU. Usage: bash examples/quickstart.sh [OUT]   (default: quickstart-out)
+# About 13 minutes on a 2-core CPU. Usage: bash examples/quickstart.sh [OUT]   (default: quickstart-out)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/vistr ] && export PATH="$PWD/.venv/bin:$PATH"
 OUT=${1:-quickstart-out}
-ITERS=${QUICKSTART_ITERS:-900}
+ITERS=${QUICKSTART_ITERS:-1600}
 START=$(date +%s)
 step() { printf '\n\033[1m== %s\033[0m  (%ss)\n' "$1" "$(($(date +%s) - START))"; }
 
