@@ -144,10 +144,12 @@ def test_checkpoint_round_trip_and_refusals(tmp_path):
     with pytest.raises(CheckpointError, match="refused"):
         read_checkpoint(evil)
 
-    text = tmp_path / "notes.txt"
-    text.write_text("hello")
-    with pytest.raises(CheckpointError):
-        read_checkpoint(text)
+    for name, content in (("notes.txt", "hello"), ("garbage.pth", "garbage")):
+        text = tmp_path / name
+        text.write_text(content)
+        with pytest.raises(CheckpointError, match="not a PyTorch checkpoint") as info:
+            read_checkpoint(text)
+        assert "run code" not in str(info.value)
 
     listy = tmp_path / "list.pt"
     torch.save([torch.ones(1)], listy)

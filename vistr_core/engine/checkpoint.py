@@ -42,14 +42,16 @@ def read_checkpoint(
     try:
         obj = torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unsupported content"
-        if "Weights only load failed" in str(err) or "Unsupported global" in str(err):
+        # torch reports both cases as "Weights only load failed": a pickle that names a global
+        # (a class or function, i.e. code) versus bytes that are no pickle at all.
+        if "GLOBAL" in str(err) or "Unsupported global" in str(err):
             raise CheckpointError(
                 f"checkpoint {p} contains pickled Python objects beyond tensors, which could run code; refused. "
                 "Re-save only its tensors (e.g. torch.save({'model': ckpt['model']}, 'clean.pth')) in a trusted session"
             ) from None
         raise CheckpointError(
-            f"checkpoint {p} is not a readable PyTorch file ({first}); is it truncated?"
+            f"checkpoint {p} is not a PyTorch checkpoint (or is truncated); "
+            "pass a file written by `vistr train` or vistr_r50.pth / vistr_r101.pth"
         ) from None
     except Exception as err:  # noqa: BLE001 - any failure to parse means "not a usable checkpoint"
         # Garbage input surfaces as RuntimeError, EOFError, BadZipFile, KeyError... from torch.load.
