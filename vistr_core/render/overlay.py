@@ -40,7 +40,7 @@ from .tracks import (
     read_results,
     tracks_from_results,
 )
-from .writer import FrameWriter, open_writer
+from .writer import CommitOnSuccess, FrameWriter, open_writer
 
 DEFAULT_GT_FPS = 6.0  # YouTube-VIS annotates every 5th frame of 30 fps video
 
@@ -80,7 +80,7 @@ class PaneInstances:
     labels: Sequence[str] | None = None
 
 
-class OverlayWriter:
+class OverlayWriter(CommitOnSuccess):
     """Draw instances on frames and write them (video, GIF or PNG folder by ``output``'s suffix).
 
     Args:
@@ -180,15 +180,6 @@ class OverlayWriter:
 
     def abort(self) -> None:
         self.writer.abort()
-
-    def __enter__(self) -> OverlayWriter:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
 
 
 # -- planning which source frames carry which results frame ------------------------------------

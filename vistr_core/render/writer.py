@@ -20,7 +20,7 @@ import threading
 from fractions import Fraction
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import av
 import cv2
@@ -75,7 +75,30 @@ def video_encoder() -> str:
     return FALLBACK_ENCODER
 
 
-class FrameWriter:
+_W = TypeVar("_W", bound="CommitOnSuccess")
+
+
+class CommitOnSuccess:
+    """A context manager for outputs written under a temporary name: a clean exit commits (moves
+    the output into place), an exception aborts (removes it), so no partial output is left."""
+
+    def commit(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _W) -> _W:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+class FrameWriter(CommitOnSuccess):
     """Base of the three writers: a bounded queue drained by one encoding thread.
 
     ``write(image, index)`` hands a frame over (the writer keeps a reference: do not modify the
@@ -159,15 +182,6 @@ class FrameWriter:
         if self._thread.is_alive():
             self._stop_thread()
         self._discard()
-
-    def __enter__(self) -> FrameWriter:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
 
 
 def _temp_sibling(path: Path, suffix: str) -> Path:
