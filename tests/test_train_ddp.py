@@ -98,7 +98,13 @@ def _train_worker(rank: int, world: int, port: int, data: str, out: str) -> None
         LOCAL_RANK=str(rank),
     )
     torch.set_num_threads(1)
-    train(data, preset=micro_preset(), out_dir=out, overrides={"max_iters": 2, "workers": 0}, device="cpu")
+    train(
+        data,
+        preset=micro_preset(),
+        out_dir=out,
+        overrides={"max_iters": 2, "workers": 0, "batch_size": 1},
+        device="cpu",
+    )
 
 
 @pytest.fixture(scope="module")
