@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from vistr_cli.errors import reports_errors
+from vistr_cli.errors import reports_errors, stderr
 from vistr_cli.options import ForceOpt, SeedOpt
 from vistr_cli.progress import RichProgress
 from vistr_core.errors import ConfigError
@@ -94,8 +94,7 @@ def check(
         return
     for problem in report.problems:
         console.print(escape(problem.message))
-    err = Console(stderr=True, highlight=False)
-    err.print(
+    stderr.print(
         f"[bold red]error:[/] {len(report.problems)} problem(s) in {escape(str(report.annotation_file))}"
     )
     raise typer.Exit(1)

@@ -89,7 +89,7 @@ def segment(
     )
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device = _rank_device(device, world_size)
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console = stderr
     tag = f"[rank {rank}] " if world_size > 1 else ""
 
     def report(status: VideoStatus) -> None:

@@ -34,7 +34,6 @@ frame whose mask becomes empty becomes null). The number of reassigned pixels is
 
 from __future__ import annotations
 
-import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ from ..atomic import atomic_directory, atomic_write_json
 from ..errors import ConfigError, DatasetError
 from ..ops.masks import encode_masks
 from ..progress import ProgressCallback, ProgressUpdate, no_progress
+from .video_io import natural_key
 from .ytvis import load_ytvis, read_json, track_json
 
 FORMATS = ("ytvis", "mots", "davis")
@@ -81,10 +81,6 @@ class ConvertSummary:
     tracks: int = 0
     overlap_pixels: int = 0
     frames_copied: int = 0
-
-
-def _natural_key(text: str) -> list[Any]:
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text)]
 
 
 def detect_format(src: Path) -> str:
@@ -134,7 +130,7 @@ def _frame_names(video: str, stems: list[str], meta: dict[str, Any] | None) -> l
 
 
 def _read_png_video(folder: Path) -> tuple[list[str], np.ndarray]:
-    files = sorted(folder.glob("*.png"), key=lambda p: _natural_key(p.name))
+    files = sorted(folder.glob("*.png"), key=lambda p: natural_key(p.name))
     if not files:
         raise DatasetError(f"{folder} holds no PNG masks")
     frames = []
@@ -154,9 +150,9 @@ def _read_mots(src: Path) -> tuple[list[dict[str, Any]], Iterator[VideoTracks], 
     txt_dir, png_dir = src / "instances_txt", src / "instances"
     use_txt = txt_dir.is_dir()
     names = (
-        sorted((p.stem for p in txt_dir.glob("*.txt")), key=_natural_key)
+        sorted((p.stem for p in txt_dir.glob("*.txt")), key=natural_key)
         if use_txt
-        else sorted((p.name for p in png_dir.iterdir() if p.is_dir()), key=_natural_key)
+        else sorted((p.name for p in png_dir.iterdir() if p.is_dir()), key=natural_key)
     )
     if not names:
         raise DatasetError(f"{src} holds no MOTS sequences (instances_txt/*.txt or instances/<video>/)")
@@ -186,7 +182,7 @@ def _read_mots(src: Path) -> tuple[list[dict[str, Any]], Iterator[VideoTracks], 
 def _stems_for(src: Path, name: str, length: int) -> list[str]:
     for folder in (src / "instances" / name, src / "images" / name):
         if folder.is_dir():
-            stems = sorted({p.stem for p in folder.iterdir() if p.is_file()}, key=_natural_key)
+            stems = sorted({p.stem for p in folder.iterdir() if p.is_file()}, key=natural_key)
             if len(stems) == length:
                 return stems
     return [f"{t:06d}" for t in range(length)]
@@ -244,7 +240,7 @@ def _labels_txt(path: Path) -> list[dict[str, Any]]:
 def _read_davis(src: Path) -> tuple[list[dict[str, Any]], Iterator[VideoTracks], int]:
     side = _sidecar(src)
     ann_dir = src / "Annotations"
-    names = sorted((p.name for p in ann_dir.iterdir() if p.is_dir()), key=_natural_key)
+    names = sorted((p.name for p in ann_dir.iterdir() if p.is_dir()), key=natural_key)
     if not names:
         raise DatasetError(f"{ann_dir} holds no video folders")
     categories = side["categories"] if side else [{"id": 1, "name": "object", "supercategory": "object"}]
