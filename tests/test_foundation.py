@@ -193,7 +193,6 @@ def test_cli_version_and_help():
         assert name in result.output
 
 
-def test_dilation_needs_a_bottleneck_backbone():
-    with pytest.raises(ConfigError, match="DC5"):
-        ModelConfig(backbone="resnet18", dilation=True)
-    assert ModelConfig(backbone="resnet50", dilation=True).dilation
+def test_dilation_is_available_for_every_backbone():
+    for name in ("resnet18", "resnet34", "resnet50", "resnet101"):
+        assert ModelConfig(backbone=name, dilation=True).dilation

@@ -173,11 +173,29 @@ def test_parameter_counts_match_the_reference():
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 56_893_729
 
 
-def test_dilation_needs_a_bottleneck_resnet():
-    from vistr_core.errors import ConfigError
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_dc5_is_the_a_trous_form_of_the_strided_backbone(name):
+    """DC5 (layer4 at stride 16) sampled at even positions equals the stride-32 layer4 with the
+    same weights: exact for Bottleneck (torchvision's rewiring) and for BasicBlock (ours)."""
+    from vistr_core.model.backbone import Backbone
 
-    with pytest.raises(ConfigError, match="resnet50/101"):
-        build_vistr(tiny_config(dilation=True))
+    strided = Backbone(name).eval()
+    dilated = Backbone(name, dilation=True).eval()
+    dilated.load_state_dict(strided.state_dict())
+    images = torch.randn(2, 3, 70, 100, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        coarse, fine = strided(images, None)[3][0], dilated(images, None)[3][0]
+    assert fine.shape[-2:] == (5, 7) and coarse.shape[-2:] == (3, 4)
+    torch.testing.assert_close(fine[..., ::2, ::2], coarse, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(fine[..., 1::2, 1::2], coarse[..., :2, :3], atol=1e-2)
+
+
+def test_tiny_dc5_model_runs_at_stride_16():
+    model = build_vistr(tiny_config(dilation=True, num_frames=2, num_instances=2, num_classes=3)).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 2, 3, 64, 96))
+    assert out["pred_masks"].shape == (1, 2, 2, 16, 24)
+    assert out["pred_logits"].shape == (1, 2, 2, 4)
 
 
 @pytest.mark.parametrize("shape", [(2, 6, 4, 8, 10), (1, 5, 3, 7, 9), (3, 4, 1, 2, 5)])

@@ -62,8 +62,6 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
             raise ConfigError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
-        if self.dilation and self.backbone in ("resnet18", "resnet34"):
-            raise ConfigError(f"dilation (DC5) needs a bottleneck ResNet (resnet50/101), not {self.backbone}")
         if self.hidden_dim % 3 or (self.hidden_dim // 3) % 2:
             raise ConfigError(
                 f"hidden_dim {self.hidden_dim} must be divisible by 6 "
@@ -144,6 +142,8 @@ class TrainConfig:
     cost_class: float = 1.0
     cost_bbox: float = 5.0
     cost_iou: float = 2.0
+    cost_mask: float = 0.0
+    cost_dice: float = 0.0
     loss_ce: float = 1.0
     loss_bbox: float = 5.0
     loss_giou: float = 2.0
@@ -165,7 +165,10 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_iters is not None and self.max_iters < 1:
             raise ConfigError(f"max_iters must be at least 1, got {self.max_iters}")
-        for name in ("lr", "lr_backbone", "weight_decay", "clip_max_norm", "eos_coef", "checkpoint_every"):
+        for name in (
+            "lr", "lr_backbone", "weight_decay", "clip_max_norm", "eos_coef", "checkpoint_every",
+            "cost_mask", "cost_dice",
+        ):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.workers < 0 or self.eval_every < 0:

@@ -14,7 +14,6 @@ from torch import Tensor, nn
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from ..errors import ConfigError
 from .position_encoding import PositionEmbeddingSine3D
 
 # Stage name -> output key; the mask head uses all four (layer1 /4 ... layer4 /32).
@@ -31,13 +30,13 @@ class Backbone(nn.Module):
     def __init__(self, name: str, *, dilation: bool = False) -> None:
         super().__init__()
         basic = name in ("resnet18", "resnet34")
-        if dilation and basic:
-            raise ConfigError(f"dilation (DC5) needs a bottleneck ResNet (resnet50/101), not {name}")
         resnet = getattr(torchvision.models, name)(
             weights=None,
-            replace_stride_with_dilation=[False, False, dilation],
+            replace_stride_with_dilation=[False, False, dilation and not basic],
             norm_layer=FrozenBatchNorm2d,
         )
+        if dilation and basic:
+            _dilate_basic_layer4(resnet.layer4)
         for pname, param in resnet.named_parameters():
             if not any(stage in pname for stage in ("layer2", "layer3", "layer4")):
                 param.requires_grad_(False)
@@ -59,6 +58,19 @@ class Backbone(nn.Module):
                 mask = F.interpolate(pad_mask[None].float(), size=feat.shape[-2:]).to(torch.bool)[0]
             out.append((feat, mask))
         return out
+
+
+def _dilate_basic_layer4(layer4: nn.Sequential) -> None:
+    """DC5 for BasicBlock ResNets, which torchvision refuses to build (the a-trous rewiring it
+    applies to Bottleneck stages): the first block's conv and shortcut drop their stride, and every
+    3x3 conv after that stride gets dilation 2 and padding 2. The result is exact: the stride-16
+    output sampled at even positions equals the stride-32 output. Weights are unchanged."""
+    first = layer4[0]
+    first.conv1.stride = (1, 1)
+    first.downsample[0].stride = (1, 1)
+    convs = [first.conv2] + [conv for block in list(layer4)[1:] for conv in (block.conv1, block.conv2)]
+    for conv in convs:
+        conv.dilation, conv.padding = (2, 2), (2, 2)
 
 
 def _conv_bn(x: Tensor, conv: nn.Conv2d, bn: FrozenBatchNorm2d, *, relu: bool) -> Tensor:
