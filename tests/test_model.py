@@ -219,3 +219,42 @@ def test_subgrid_dilated_conv3d_equals_the_dilated_kernel(shape):
         torch.testing.assert_close(ours, ref, atol=1e-4, rtol=1e-5)
     with torch.no_grad():  # inference takes the plain kernel
         torch.testing.assert_close(fast(x), plain(x), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_batchnorm_calibration_normalizes_every_layer(name):
+    """After calibrating on frames of two sizes, every BN output (run through torchvision's own
+    module forward, where hooks fire) is zero-mean, unit-variance per channel over those frames."""
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    from vistr_core.model.backbone import Backbone
+
+    torch.manual_seed(0)
+    backbone = Backbone(name)
+    g = torch.Generator().manual_seed(1)
+    frames = [torch.randn(3, 3, 64, 80, generator=g) + 0.5, torch.randn(2, 3, 48, 96, generator=g)]
+    backbone.calibrate_batchnorm(frames)
+    outputs: dict[str, list[torch.Tensor]] = {}
+    hooks = [
+        module.register_forward_hook(
+            lambda m, i, o, key=key: outputs.setdefault(key, []).append(o.clone())
+        )  # before the in-place ReLU
+        for key, module in backbone.body.named_modules()
+        if isinstance(module, FrozenBatchNorm2d)
+    ]
+    with torch.no_grad():
+        for clip in frames:
+            backbone.body(clip)
+    for hook in hooks:
+        hook.remove()
+    assert len(outputs) == (20 if name == "resnet18" else 53)
+    for key, parts in outputs.items():
+        values = torch.cat([p.transpose(0, 1).flatten(1) for p in parts], 1).double()
+        assert values.mean(1).abs().max() < 1e-3, key
+        assert (values.var(1, unbiased=False) - 1).abs().max() < 1e-2, key
+    # The folded fast path computes the same features as the module forward (float32 rounding
+    # of the folded weights accumulates over 16 bottlenecks: compare against the feature scale).
+    with torch.no_grad():
+        fast = backbone(frames[0], None)[3][0]
+        slow = backbone.body(frames[0])["3"]
+    assert (fast - slow).abs().max() < 1e-3 * slow.abs().max()

@@ -202,3 +202,21 @@ def test_cuda_mixed_precision_trains_and_resumes(dataset, tmp_path):
         device="cuda", resume=True,
     )  # fmt: skip
     assert resumed.steps == 3
+
+
+def test_backbone_calibration_runs_once_from_the_training_clips(dataset, tmp_path):
+    """calibrate_backbone sets the frozen BN statistics before step 1, the same way every time;
+    --init-from (pretrained statistics) and --resume (saved statistics) leave them alone."""
+    stats = "vistr.backbone.0.body.layer4.1.bn2.running_var"
+    calibrated = run(dataset, tmp_path / "a", overrides={"max_iters": 1, "calibrate_backbone": True})
+    again = run(dataset, tmp_path / "b", overrides={"max_iters": 1, "calibrate_backbone": True})
+    plain = run(dataset, tmp_path / "c", overrides={"max_iters": 1, "calibrate_backbone": False})
+    var = weights(calibrated.last_checkpoint)[stats]
+    assert torch.equal(var, weights(again.last_checkpoint)[stats])
+    assert torch.equal(weights(plain.last_checkpoint)[stats], torch.ones_like(var))
+    assert not torch.allclose(var, torch.ones_like(var), atol=0.1)
+    start = run(
+        dataset, tmp_path / "d", init_from=plain.last_checkpoint,
+        overrides={"max_iters": 1, "calibrate_backbone": True},
+    )  # fmt: skip
+    assert torch.equal(weights(start.last_checkpoint)[stats], torch.ones_like(var))

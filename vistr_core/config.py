@@ -127,7 +127,12 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimization, matching and loss settings (defaults: the reference's main.py)."""
+    """Optimization, matching and loss settings (defaults: the reference's main.py).
+
+    ``calibrate_backbone``: for a backbone without pretrained weights (no ``--init-from``), set its
+    frozen BatchNorm statistics from the first training clips before the first step
+    (:meth:`vistr_core.model.backbone.Backbone.calibrate_batchnorm`).
+    """
 
     epochs: int = 18
     max_iters: int | None = None
@@ -139,6 +144,7 @@ class TrainConfig:
     lr_drop: int = 12
     lr_gamma: float = 0.1
     clip_max_norm: float = 0.1
+    calibrate_backbone: bool = False
     cost_class: float = 1.0
     cost_bbox: float = 5.0
     cost_iou: float = 2.0

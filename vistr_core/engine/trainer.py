@@ -47,6 +47,9 @@ RESUMABLE_SETTINGS = frozenset(
     {"epochs", "max_iters", "checkpoint_every", "eval_every", "workers", "log_every"}
 )
 
+#: Training clips whose frames set the backbone's BN statistics (``calibrate_backbone``).
+_CALIBRATION_CLIPS = 8
+
 
 class TrainingDivergedError(VistrError):
     """A loss term became NaN or infinite; nothing was saved after the last good checkpoint."""
@@ -249,6 +252,8 @@ def _prepare(
     categories = saved.categories if saved is not None else feed.categories
     model_config = dataclasses.replace(model_config, num_classes=categories.num_classes)
     module = _build_model(model_config, config.seed, init_from, ctx)
+    if config.calibrate_backbone and init_from is None and checkpoint is None:
+        _calibrate_backbone(module, feed, ctx.device)
     optimizer = build_optimizer(module, config)
     run = _Run(
         ctx=ctx, run_dir=run_dir, preset=saved.preset if saved and saved.preset else preset.name,
@@ -286,6 +291,14 @@ def _build_model(config: ModelConfig, seed: int, init_from: str | Path | None, c
         init_from_detr(model, init_from)
     seed_everything(seed + ctx.rank)
     return model.to(ctx.device).train()
+
+
+def _calibrate_backbone(module: nn.Module, feed: TrainFeed, device: torch.device) -> None:
+    """Frozen-BN statistics from the first clips of the training set (the same on every rank:
+    dataset item i without an epoch seed is a fixed draw), before the first step."""
+    dataset = feed.loader.dataset
+    clips = [dataset[i][0].to(device) for i in range(min(_CALIBRATION_CLIPS, len(dataset)))]
+    module.vistr.backbone[0].calibrate_batchnorm(clips)
 
 
 def _grad_scaler(device: torch.device, amp: bool) -> torch.amp.GradScaler | None:

@@ -45,6 +45,34 @@ class Backbone(nn.Module):
         # Channels of layer3, layer2, layer1: the FPN inputs of the mask head, coarse to fine.
         self.fpn_channels = (256, 128, 64) if basic else (1024, 512, 256)
 
+    @torch.no_grad()
+    def calibrate_batchnorm(self, images: list[Tensor]) -> None:
+        """Data-dependent initialization for a backbone without pretrained weights.
+
+        A randomly initialized ResNet with frozen BatchNorm at its default statistics (mean 0,
+        var 1, i.e. the identity) gives features dominated by a per-channel constant that is the
+        same for every image. This sets each BN, stage by stage, to the batch statistics of its
+        conv's output over ``images`` (weight 1, bias 0), so every layer's output is zero-mean and
+        unit-variance on real frames: what BatchNorm would have learned in training mode.
+
+        Args:
+            images: normalized frames, each [N_i, 3, H_i, W_i] (sizes may differ).
+        """
+        body = self.body
+        xs = _calibrated(images, body.conv1, body.bn1, relu=True)
+        xs = [body.maxpool(x) for x in xs]
+        for name in ("layer1", "layer2", "layer3", "layer4"):
+            for block in getattr(body, name):
+                out = _calibrated(xs, block.conv1, block.bn1, relu=True)
+                if hasattr(block, "conv3"):  # Bottleneck
+                    out = _calibrated(out, block.conv2, block.bn2, relu=True)
+                    out = _calibrated(out, block.conv3, block.bn3, relu=False)
+                else:
+                    out = _calibrated(out, block.conv2, block.bn2, relu=False)
+                if block.downsample is not None:
+                    xs = _calibrated(xs, block.downsample[0], block.downsample[1], relu=False)
+                xs = [F.relu_(o.add_(x)) for o, x in zip(out, xs, strict=True)]
+
     def forward(self, images: Tensor, pad_mask: Tensor | None) -> list[tuple[Tensor, Tensor | None]]:
         """images: [N, 3, H, W]; pad_mask: [N, H, W] bool (True = padding) or None.
 
@@ -71,6 +99,19 @@ def _dilate_basic_layer4(layer4: nn.Sequential) -> None:
     convs = [first.conv2] + [conv for block in list(layer4)[1:] for conv in (block.conv1, block.conv2)]
     for conv in convs:
         conv.dilation, conv.padding = (2, 2), (2, 2)
+
+
+def _calibrated(xs: list[Tensor], conv: nn.Conv2d, bn: FrozenBatchNorm2d, *, relu: bool) -> list[Tensor]:
+    """Set ``bn`` to the pooled per-channel statistics of ``conv`` over ``xs``; return conv+bn(+relu)."""
+    ys = [F.conv2d(x, conv.weight, None, conv.stride, conv.padding, conv.dilation) for x in xs]
+    count = sum(y[:, 0].numel() for y in ys)
+    mean = sum(y.sum((0, 2, 3), dtype=torch.float64) for y in ys) / count
+    var = sum(((y - mean[:, None, None].float()) ** 2).sum((0, 2, 3), dtype=torch.float64) for y in ys) / count
+    bn.running_mean.copy_(mean)
+    bn.running_var.copy_(var)
+    bn.weight.fill_(1.0)
+    bn.bias.zero_()
+    return [_conv_bn(x, conv, bn, relu=relu) for x in xs]
 
 
 def _conv_bn(x: Tensor, conv: nn.Conv2d, bn: FrozenBatchNorm2d, *, relu: bool) -> Tensor:
