@@ -232,7 +232,9 @@ def test_mask_costs_pair_slots_with_the_objects_they_segment():
     masks = torch.zeros(3, frames, 32, 32, dtype=torch.bool)
     for j, (y, x) in enumerate([(0, 0), (16, 16), (0, 20)]):
         masks[j, :, y : y + 12, x : x + 12] = True
-    target = _with_masks(make_targets([0, 0, 0], torch.full((3, frames, 4), 0.3), torch.ones(3, frames)), masks)
+    target = _with_masks(
+        make_targets([0, 0, 0], torch.full((3, frames, 4), 0.3), torch.ones(3, frames)), masks
+    )
     owner = [2, 0, 4]  # slot owner[j] segments object j
     pred_masks = torch.full((1, n, frames, 8, 8), -6.0)
     for j, slot in enumerate(owner):

@@ -106,7 +106,9 @@ def _calibrated(xs: list[Tensor], conv: nn.Conv2d, bn: FrozenBatchNorm2d, *, rel
     ys = [F.conv2d(x, conv.weight, None, conv.stride, conv.padding, conv.dilation) for x in xs]
     count = sum(y[:, 0].numel() for y in ys)
     mean = sum(y.sum((0, 2, 3), dtype=torch.float64) for y in ys) / count
-    var = sum(((y - mean[:, None, None].float()) ** 2).sum((0, 2, 3), dtype=torch.float64) for y in ys) / count
+    var = (
+        sum(((y - mean[:, None, None].float()) ** 2).sum((0, 2, 3), dtype=torch.float64) for y in ys) / count
+    )
     bn.running_mean.copy_(mean)
     bn.running_var.copy_(var)
     bn.weight.fill_(1.0)
