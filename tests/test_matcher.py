@@ -3,14 +3,13 @@ valid-frame fix of the reference's indexing bug (vistr-facts section 4.1)."""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 
 import pytest
 import torch
 
 from vistr_core.data.clip import ClipTargets
-from vistr_core.matcher import SequenceMatcher, mask_sequence_cost, matched_frames, sequence_cost
+from vistr_core.matcher import SequenceMatcher, matched_frames, sequence_cost
 from vistr_core.ops.boxes import aligned_box_iou, box_cxcywh_to_xyxy
 
 WEIGHTS = {"cost_class": 1.0, "cost_bbox": 5.0, "cost_iou": 2.0}
@@ -188,78 +187,3 @@ def test_class_cost_averages_only_over_present_frames():
         cost_class=1.0, cost_bbox=0.0, cost_iou=0.0,
     )  # fmt: skip
     assert cost.item() == pytest.approx(-logits[0, 0, 0].softmax(-1)[1].item(), abs=1e-6)
-
-
-# ---- mask-aware matching (cost_mask / cost_dice; off in the reference, on in the tiny preset)
-
-
-def _with_masks(target: ClipTargets, masks: torch.Tensor) -> ClipTargets:
-    return dataclasses.replace(target, masks=masks, size=tuple(masks.shape[-2:]))
-
-
-def naive_mask_cost(pred_masks: torch.Tensor, target: ClipTargets, cost_mask: float, cost_dice: float):
-    """Loops from the definition: targets area-averaged to the logits' size, valid frames only."""
-    n, frames, h, w = pred_masks.shape
-    cost = torch.zeros(n, target.num_instances)
-    for i in range(n):
-        for j in range(target.num_instances):
-            ts = [t for t in range(frames) if target.valid[j, t]]
-            total = 0.0
-            for t in ts:
-                g = torch.nn.functional.adaptive_avg_pool2d(target.masks[j, t][None].float(), (h, w))[0]
-                x = pred_masks[i, t]
-                bce = torch.nn.functional.binary_cross_entropy_with_logits(x, g)
-                p = x.sigmoid()
-                dice = 1 - (2 * (p * g).sum() + 1) / (p.sum() + g.sum() + 1)
-                total = total + cost_mask * bce + cost_dice * dice
-            cost[i, j] = total / len(ts)
-    return cost
-
-
-def test_mask_cost_equals_its_definition():
-    g = torch.Generator().manual_seed(3)
-    outputs, target = random_case(g, n=4, num_targets=3, frames=3)
-    target = _with_masks(target, torch.rand(3, 3, 18, 22, generator=g) > 0.6)
-    pred_masks = torch.randn(4, 3, 5, 6, generator=g) * 3  # ceil(18/4) x ceil(22/4)
-    got = mask_sequence_cost(pred_masks, target.masks, target.valid, cost_mask=2.0, cost_dice=5.0)
-    assert torch.allclose(got, naive_mask_cost(pred_masks, target, 2.0, 5.0), atol=1e-5)
-
-
-def test_mask_costs_pair_slots_with_the_objects_they_segment():
-    """Boxes and classes say nothing here (all equal); the masks alone decide the assignment."""
-    g = torch.Generator().manual_seed(4)
-    frames, n = 3, 5
-    masks = torch.zeros(3, frames, 32, 32, dtype=torch.bool)
-    for j, (y, x) in enumerate([(0, 0), (16, 16), (0, 20)]):
-        masks[j, :, y : y + 12, x : x + 12] = True
-    target = _with_masks(
-        make_targets([0, 0, 0], torch.full((3, frames, 4), 0.3), torch.ones(3, frames)), masks
-    )
-    owner = [2, 0, 4]  # slot owner[j] segments object j
-    pred_masks = torch.full((1, n, frames, 8, 8), -6.0)
-    for j, slot in enumerate(owner):
-        small = torch.nn.functional.adaptive_avg_pool2d(masks[j].float(), (8, 8)) > 0.5
-        pred_masks[0, slot][small] = 6.0
-    outputs = {
-        "pred_logits": torch.zeros(1, n, frames, 2),
-        "pred_boxes": torch.full((1, n, frames, 4), 0.3),
-        "pred_masks": pred_masks + 0.1 * torch.randn(pred_masks.shape, generator=g),
-    }
-    (indices,) = SequenceMatcher(**WEIGHTS, cost_mask=5.0, cost_dice=5.0)(outputs, [target])
-    assert as_pairs(indices) == {(slot, j) for j, slot in enumerate(owner)}
-    # Without the mask terms this case is a tie the matcher breaks arbitrarily.
-    assert not SequenceMatcher(**WEIGHTS).uses_masks
-
-
-def test_mask_cost_ignores_batch_padding():
-    """A clip's assignment and cost do not depend on the padded size it is batched at."""
-    g = torch.Generator().manual_seed(5)
-    outputs, target = random_case(g, n=4, num_targets=2, frames=2)
-    target = _with_masks(target, torch.rand(2, 2, 20, 24, generator=g) > 0.5)
-    pred = torch.randn(1, 4, 2, 5, 6, generator=g)
-    matcher = SequenceMatcher(**WEIGHTS, cost_mask=5.0, cost_dice=5.0)
-    padded = torch.nn.functional.pad(pred, (0, 3, 0, 2), value=9.0)  # the batch's larger /4 grid
-    cost_alone = matcher._mask_costs(pred, [target], [2])
-    assert torch.allclose(matcher._mask_costs(padded, [target], [2]), cost_alone)
-    alone = matcher({**outputs, "pred_masks": pred}, [target])
-    assert as_pairs(matcher({**outputs, "pred_masks": padded}, [target])[0]) == as_pairs(alone[0])

@@ -148,8 +148,6 @@ class TrainConfig:
     cost_class: float = 1.0
     cost_bbox: float = 5.0
     cost_iou: float = 2.0
-    cost_mask: float = 0.0
-    cost_dice: float = 0.0
     loss_ce: float = 1.0
     loss_bbox: float = 5.0
     loss_giou: float = 2.0
@@ -171,10 +169,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_iters is not None and self.max_iters < 1:
             raise ConfigError(f"max_iters must be at least 1, got {self.max_iters}")
-        for name in (
-            "lr", "lr_backbone", "weight_decay", "clip_max_norm", "eos_coef", "checkpoint_every",
-            "cost_mask", "cost_dice",
-        ):  # fmt: skip
+        for name in ("lr", "lr_backbone", "weight_decay", "clip_max_norm", "eos_coef", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.workers < 0 or self.eval_every < 0:

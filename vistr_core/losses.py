@@ -9,8 +9,7 @@ Every (instance, frame) pair is one supervised "box" (vistr-facts section 4.2):
 - ``loss_mask`` (sigmoid focal, mean over pixels per mask) and ``loss_dice`` over the matched valid
   frames, predictions upsampled bilinearly from H/4 to the clip's input size.
 - The same class and box terms for each earlier decoder layer (``aux_outputs``), each with its own
-  matching (the last layer's when the matcher uses mask costs: aux outputs carry no masks), named
-  ``loss_ce_0``, ``loss_bbox_0``, ...
+  matching, named ``loss_ce_0``, ``loss_bbox_0``, ...
 
 Box and mask terms are sums divided by the number of matched valid pairs; the CE sum is divided by
 its total weight. Under data parallelism both normalizers are averaged over the ranks, so after DDP
@@ -187,11 +186,7 @@ class SetCriterion(nn.Module):
                 alpha=self.focal_alpha, gamma=self.focal_gamma,
             )  # fmt: skip
         for layer, aux in enumerate(outputs.get("aux_outputs", ())):
-            # Earlier layers have no masks: with a mask-aware matcher they reuse the last layer's
-            # assignment, the better one (their own class/box matching would be the weaker one).
-            aux_pairs = (
-                pairs if self.matcher.uses_masks else matched_frames(self.matcher(aux, targets), targets)
-            )
+            aux_pairs = matched_frames(self.matcher(aux, targets), targets)
             for name, value in self._sequence_losses(aux, targets, aux_pairs, num_pairs).items():
                 losses[f"{name}_{layer}"] = value
         losses["loss"] = sum(self._weight(name) * value for name, value in losses.items())

@@ -7,14 +7,6 @@ exists (``valid[j, t]``):
     C[i, j] = cost_class * -mean_t p_i,t(label_j)
             + cost_bbox  *  mean_t,coords |b_i,t - b_j,t|
             + cost_iou   * -mean_t IoU(b_i,t, b_j,t)
-            + cost_mask  *  mean_t BCE(m_i,t, g_j,t)        (optional, off in the reference)
-            + cost_dice  *  mean_t (1 - Dice(m_i,t, g_j,t))  (optional, off in the reference)
-
-The mask terms compare each slot's mask logits (at H/4) with the target masks area-averaged to that
-size. They are not VisTR's (its matcher sees classes and boxes only) but later video instance
-segmenters' (Mask2Former-VIS, SeqFormer): a model trained from scratch localizes with its masks
-long before its boxes are useful, and matching on boxes alone then pairs slots with objects at
-random. The tiny preset turns them on; the paper presets keep the reference matcher.
 
 Differences from the reference (vistr-facts section 4.1), on purpose:
 - the means run over the target's valid frames, not all T (absent frames carry a dummy label 0 and
@@ -31,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
@@ -90,70 +81,27 @@ def sequence_cost(
     return cost / frames
 
 
-def mask_sequence_cost(
-    pred_masks: Tensor, masks: Tensor, valid: Tensor, *, cost_mask: float, cost_dice: float
-) -> Tensor:
-    """The mask terms of one clip's cost.
-
-    Args:
-        pred_masks: [n, T, h, w] mask logits of the clip's unpadded area (h = ceil(H/4)).
-        masks: [N, T, H, W] bool target masks.
-        valid: [N, T] bool.
-    Returns:
-        [n, N] float32: ``cost_mask * mean_t BCE + cost_dice * mean_t (1 - Dice)`` over the valid frames.
-    """
-    n, t, h, w = pred_masks.shape
-    logits = pred_masks.float().flatten(2)  # [n, T, P]
-    target = F.interpolate(masks.float(), size=(h, w), mode="area").flatten(2)  # [N, T, P] in [0, 1]
-    weight = valid.float()
-    frames = weight.sum(-1).clamp(min=1)  # [N]
-    pixels = logits.shape[-1]
-    # BCE(x, g) = softplus(x) - x*g, averaged over pixels: [n, N, T].
-    bce = F.softplus(logits).mean(-1)[:, None, :] - torch.einsum("itp,jtp->ijt", logits, target) / pixels
-    prob = logits.sigmoid()
-    overlap = torch.einsum("itp,jtp->ijt", prob, target)
-    dice = 1 - (2 * overlap + 1) / (prob.sum(-1)[:, None, :] + target.sum(-1)[None, :, :] + 1)
-    per_frame = cost_mask * bce + cost_dice * dice  # [n, N, T]
-    return (per_frame * weight).sum(-1) / frames
-
-
 class SequenceMatcher(nn.Module):
-    """Hungarian matching of instance sequences; holds the cost weights.
+    """Hungarian matching of instance sequences; holds the three cost weights.
 
     ``forward(outputs, targets)`` returns, per video, ``(pred_idx [M], tgt_idx [M])`` int64 on the
     CPU with M = min(n, N): slot ``pred_idx[k]`` predicts target ``tgt_idx[k]`` (sorted by slot).
     """
 
-    def __init__(
-        self,
-        *,
-        cost_class: float = 1.0,
-        cost_bbox: float = 5.0,
-        cost_iou: float = 2.0,
-        cost_mask: float = 0.0,
-        cost_dice: float = 0.0,
-    ) -> None:
+    def __init__(self, *, cost_class: float = 1.0, cost_bbox: float = 5.0, cost_iou: float = 2.0) -> None:
         super().__init__()
-        if cost_class == 0 and cost_bbox == 0 and cost_iou == 0 and cost_mask == 0 and cost_dice == 0:
+        if cost_class == 0 and cost_bbox == 0 and cost_iou == 0:
             raise ValueError("at least one matching cost must be non-zero")
         self.cost_class = cost_class
         self.cost_bbox = cost_bbox
         self.cost_iou = cost_iou
-        self.cost_mask = cost_mask
-        self.cost_dice = cost_dice
-
-    @property
-    def uses_masks(self) -> bool:
-        return self.cost_mask != 0 or self.cost_dice != 0
 
     @torch.no_grad()
     def forward(self, outputs: dict[str, Tensor], targets: Sequence[ClipTargets]) -> MatchIndices:
         """
         Args:
-            outputs: ``pred_logits [B, n, T, K+1]``, ``pred_boxes [B, n, T, 4]`` and, when a mask
-                cost is set, ``pred_masks [B, n, T, ceil(H/4), ceil(W/4)]``.
-            targets: B clips' targets (``labels [N_b]``, ``boxes [N_b, T, 4]``, ``valid [N_b, T]``,
-                ``masks [N_b, T, H_b, W_b]``).
+            outputs: ``pred_logits [B, n, T, K+1]`` and ``pred_boxes [B, n, T, 4]``.
+            targets: B clips' targets (``labels [N_b]``, ``boxes [N_b, T, 4]``, ``valid [N_b, T]``).
         """
         pred_logits, pred_boxes = outputs["pred_logits"], outputs["pred_boxes"]
         if len(targets) != pred_logits.shape[0]:
@@ -171,10 +119,7 @@ class SequenceMatcher(nn.Module):
             cost_class=self.cost_class,
             cost_bbox=self.cost_bbox,
             cost_iou=self.cost_iou,
-        )
-        if self.uses_masks:
-            cost = cost + self._mask_costs(outputs["pred_masks"], targets, sizes)
-        cost = cost.cpu()
+        ).cpu()
         # A diverged model gives NaN costs, which scipy rejects; match anyway so that the loss
         # (not the matcher) reports the divergence with the step and the term.
         cost = torch.nan_to_num(cost, nan=1e8, posinf=1e8, neginf=-1e8)
@@ -188,24 +133,6 @@ class SequenceMatcher(nn.Module):
                 (torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64))
             )
         return indices
-
-    def _mask_costs(self, pred_masks: Tensor, targets: Sequence[ClipTargets], sizes: list[int]) -> Tensor:
-        """[B, n, sum(N_b)]: each clip's mask terms in its own column block (others stay 0)."""
-        batch, slots = pred_masks.shape[:2]
-        cost = pred_masks.new_zeros((batch, slots, sum(sizes)), dtype=torch.float32)
-        start = 0
-        for b, target in enumerate(targets):
-            if sizes[b]:
-                height, width = target.size
-                cost[b, :, start : start + sizes[b]] = mask_sequence_cost(
-                    pred_masks[b, :, :, : -(-height // 4), : -(-width // 4)],
-                    target.masks.to(pred_masks.device),
-                    target.valid.to(pred_masks.device),
-                    cost_mask=self.cost_mask,
-                    cost_dice=self.cost_dice,
-                )
-            start += sizes[b]
-        return cost
 
 
 def matched_frames(indices: MatchIndices, targets: Sequence[ClipTargets]) -> tuple[Tensor, ...]:
@@ -232,10 +159,4 @@ def matched_frames(indices: MatchIndices, targets: Sequence[ClipTargets]) -> tup
 
 def build_matcher(config: TrainConfig) -> SequenceMatcher:
     """The matcher with the cost weights of ``config``."""
-    return SequenceMatcher(
-        cost_class=config.cost_class,
-        cost_bbox=config.cost_bbox,
-        cost_iou=config.cost_iou,
-        cost_mask=config.cost_mask,
-        cost_dice=config.cost_dice,
-    )
+    return SequenceMatcher(cost_class=config.cost_class, cost_bbox=config.cost_bbox, cost_iou=config.cost_iou)
