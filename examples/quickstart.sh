@@ -4,7 +4,8 @@
 #   -> segment a held-out video and a longer one -> render overlays.
 # About 13 minutes on a 2-core CPU. Usage: bash examples/quickstart.sh [OUT]   (default: quickstart-out)
 # QUICKSTART_EPOCHS=N trains for N epochs instead of 70 (one epoch = one clip of each of the 60
-# training videos = 30 steps at the tiny preset's batch of 2).
+# training videos = 30 steps at the tiny preset's batch of 2). The learning rate drops 10x for the
+# last quarter: at a constant rate the held-out AP swings by +-0.08 from one checkpoint to the next.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/vistr ] && export PATH="$PWD/.venv/bin:$PATH"
@@ -17,7 +18,7 @@ step "1/6 a synthetic YouTube-VIS dataset: 60 train + 20 valid videos of moving 
 vistr data synth --out "$OUT/shapes" --videos 60 --valid-videos 20 --frames 24 --size 96x128 --seed 0 --force
 
 step "2/6 train the tiny preset on the CPU ($EPOCHS epochs, $((EPOCHS * 30)) steps)"
-vistr train --data "$OUT/shapes" --preset tiny --out "$OUT/run" --epochs "$EPOCHS" --force
+vistr train --data "$OUT/shapes" --preset tiny --out "$OUT/run" --epochs "$EPOCHS" --lr-drop $((EPOCHS * 3 / 4)) --force
 
 step "3/6 score it on the valid split (never trained on) with the official YouTube-VIS metric"
 vistr eval --data "$OUT/shapes" --split valid --checkpoint "$OUT/run/last.pt" --json "$OUT/eval/metrics.json" --force
