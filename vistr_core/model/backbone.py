@@ -7,6 +7,8 @@ position encoding.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 import torchvision
@@ -58,20 +60,7 @@ class Backbone(nn.Module):
         Args:
             images: normalized frames, each [N_i, 3, H_i, W_i] (sizes may differ).
         """
-        body = self.body
-        xs = _calibrated(images, body.conv1, body.bn1, relu=True)
-        xs = [body.maxpool(x) for x in xs]
-        for name in ("layer1", "layer2", "layer3", "layer4"):
-            for block in getattr(body, name):
-                out = _calibrated(xs, block.conv1, block.bn1, relu=True)
-                if hasattr(block, "conv3"):  # Bottleneck
-                    out = _calibrated(out, block.conv2, block.bn2, relu=True)
-                    out = _calibrated(out, block.conv3, block.bn3, relu=False)
-                else:
-                    out = _calibrated(out, block.conv2, block.bn2, relu=False)
-                if block.downsample is not None:
-                    xs = _calibrated(xs, block.downsample[0], block.downsample[1], relu=False)
-                xs = [F.relu_(o.add_(x)) for o, x in zip(out, xs, strict=True)]
+        _resnet_stages(self.body, images, conv_bn=_calibrated)
 
     def forward(self, images: Tensor, pad_mask: Tensor | None) -> list[tuple[Tensor, Tensor | None]]:
         """images: [N, 3, H, W]; pad_mask: [N, H, W] bool (True = padding) or None.
@@ -80,7 +69,8 @@ class Backbone(nn.Module):
         (channels-last memory) and the padding mask resized (nearest) to [N, H_l, W_l], or None.
         """
         out = []
-        for feat in _resnet_stages(self.body, images.contiguous(memory_format=torch.channels_last)):
+        stages = _resnet_stages(self.body, [images.contiguous(memory_format=torch.channels_last)])
+        for (feat,) in stages:
             mask = None
             if pad_mask is not None:
                 mask = F.interpolate(pad_mask[None].float(), size=feat.shape[-2:]).to(torch.bool)[0]
@@ -102,17 +92,22 @@ def _dilate_basic_layer4(layer4: nn.Sequential) -> None:
 
 
 def _calibrated(xs: list[Tensor], conv: nn.Conv2d, bn: FrozenBatchNorm2d, *, relu: bool) -> list[Tensor]:
-    """Set ``bn`` to the pooled per-channel statistics of ``conv`` over ``xs``; return conv+bn(+relu)."""
+    """Set ``bn`` to the pooled per-channel statistics of ``conv``'s outputs over ``xs`` (weight 1,
+    bias 0) and return those outputs normalized (and ReLU'd)."""
     ys = [F.conv2d(x, conv.weight, None, conv.stride, conv.padding, conv.dilation) for x in xs]
     count = sum(y[:, 0].numel() for y in ys)
     mean = sum(y.sum((0, 2, 3), dtype=torch.float64) for y in ys) / count
-    var = (
-        sum(((y - mean[:, None, None].float()) ** 2).sum((0, 2, 3), dtype=torch.float64) for y in ys) / count
-    )
+    var = sum(((y - mean[:, None, None]) ** 2).sum((0, 2, 3)) for y in ys) / count
     bn.running_mean.copy_(mean)
     bn.running_var.copy_(var)
     bn.weight.fill_(1.0)
     bn.bias.zero_()
+    scale = (bn.running_var + bn.eps).rsqrt()[:, None, None]
+    shift = bn.running_mean[:, None, None]
+    return [F.relu_(y.sub_(shift).mul_(scale)) if relu else y.sub_(shift).mul_(scale) for y in ys]
+
+
+def _folded(xs: list[Tensor], conv: nn.Conv2d, bn: FrozenBatchNorm2d, *, relu: bool) -> list[Tensor]:
     return [_conv_bn(x, conv, bn, relu=relu) for x in xs]
 
 
@@ -125,26 +120,29 @@ def _conv_bn(x: Tensor, conv: nn.Conv2d, bn: FrozenBatchNorm2d, *, relu: bool) -
     return F.relu_(y) if relu else y
 
 
-def _resnet_stages(body: nn.Module, x: Tensor) -> list[Tensor]:
-    """torchvision's ResNet forward (BasicBlock or Bottleneck) with BN folded into the convs.
+def _resnet_stages(
+    body: nn.Module, xs: list[Tensor], conv_bn: Callable[..., list[Tensor]] = _folded
+) -> list[list[Tensor]]:
+    """torchvision's ResNet forward (BasicBlock or Bottleneck) over each of ``xs`` [N_i, 3, H_i, W_i].
 
-    Channels-last input keeps oneDNN from reordering around every conv. Returns layer1..layer4.
+    ``conv_bn(xs, conv, bn, relu=...)`` runs every conv with its BN: by default folded into one
+    conv (:func:`_conv_bn`); :func:`_calibrated` sets the BN from the outputs first. Channels-last
+    input keeps oneDNN from reordering around every conv. Returns layer1..layer4, each a list like ``xs``.
     """
-    x = body.maxpool(_conv_bn(x, body.conv1, body.bn1, relu=True))
+    xs = [body.maxpool(x) for x in conv_bn(xs, body.conv1, body.bn1, relu=True)]
     stages = []
     for name in ("layer1", "layer2", "layer3", "layer4"):
         for block in getattr(body, name):
-            identity = x
-            out = _conv_bn(x, block.conv1, block.bn1, relu=True)
+            out = conv_bn(xs, block.conv1, block.bn1, relu=True)
             if hasattr(block, "conv3"):  # Bottleneck
-                out = _conv_bn(out, block.conv2, block.bn2, relu=True)
-                out = _conv_bn(out, block.conv3, block.bn3, relu=False)
+                out = conv_bn(out, block.conv2, block.bn2, relu=True)
+                out = conv_bn(out, block.conv3, block.bn3, relu=False)
             else:  # BasicBlock
-                out = _conv_bn(out, block.conv2, block.bn2, relu=False)
-            if block.downsample is not None:
-                identity = _conv_bn(x, block.downsample[0], block.downsample[1], relu=False)
-            x = F.relu_(out.add_(identity))  # in place: conv outputs are not needed by autograd
-        stages.append(x)
+                out = conv_bn(out, block.conv2, block.bn2, relu=False)
+            identity = xs if block.downsample is None else conv_bn(xs, *block.downsample, relu=False)
+            # in place: conv outputs are not needed by autograd
+            xs = [F.relu_(o.add_(i)) for o, i in zip(out, identity, strict=True)]
+        stages.append(xs)
     return stages
 
 
