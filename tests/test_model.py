@@ -258,3 +258,34 @@ def test_batchnorm_calibration_normalizes_every_layer(name):
         fast = backbone(frames[0], None)[3][0]
         slow = backbone.body(frames[0])["3"]
     assert (fast - slow).abs().max() < 1e-3 * slow.abs().max()
+
+
+def test_mask_head_init_options_change_only_the_initialization():
+    """attention_gain scales exactly lay1's attention-map weights; prior sets the final bias to
+    logit(prior); nothing else changes, the state-dict keys included."""
+    torch.manual_seed(3)
+    plain = build_vistr(tiny_config(num_frames=2, num_instances=2, mask_attention_gain=1.0, mask_prior=None))
+    torch.manual_seed(3)
+    tuned = build_vistr(tiny_config(num_frames=2, num_instances=2, mask_attention_gain=32.0, mask_prior=0.1))
+    a, b = plain.state_dict(), tuned.state_dict()
+    assert a.keys() == b.keys()
+    d = plain.mask_head.context_dim
+    torch.testing.assert_close(
+        b["mask_head.lay1.weight"][:, :d], a["mask_head.lay1.weight"][:, :d], rtol=0, atol=0
+    )
+    torch.testing.assert_close(b["mask_head.lay1.weight"][:, d:], 32 * a["mask_head.lay1.weight"][:, d:])
+    different = {k for k in a if not torch.equal(a[k], b[k])}
+    assert different == {"mask_head.lay1.weight", "insmask_head.9.bias"}
+    torch.testing.assert_close(b["insmask_head.9.bias"].sigmoid(), torch.tensor([0.1]))
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [({"mask_attention_gain": 0.0}, "mask_attention_gain must be positive"),
+     ({"mask_prior": 1.0}, "mask_prior must be a probability")],
+)  # fmt: skip
+def test_mask_head_init_options_are_validated(changes, message):
+    from vistr_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        tiny_config(**changes)

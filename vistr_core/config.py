@@ -44,6 +44,11 @@ class ModelConfig:
     "no object". The official checkpoints have K = 41 with index 0 unused.
     Mask-head widths derive from ``hidden_dim`` (d/2, d/4, d/8, d/16), GroupNorm group counts are
     gcd(8, channels) (gcd(4, channels) in the 3-D head), so every preset is the same architecture.
+
+    ``mask_attention_gain`` and ``mask_prior`` only change the *initialization* of the mask head
+    (for training without pretrained weights; loaded checkpoints are unaffected). The defaults are
+    the reference's init. See :class:`~vistr_core.model.segmentation.MaskHeadSmallConv` and
+    :class:`~vistr_core.model.segmentation.InstanceSequenceHead`.
     """
 
     backbone: str = "resnet50"
@@ -58,6 +63,8 @@ class ModelConfig:
     num_instances: int = 10
     num_classes: int = 41
     aux_loss: bool = True
+    mask_attention_gain: float = 1.0
+    mask_prior: float | None = None
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -76,6 +83,10 @@ class ModelConfig:
         for name in ("num_frames", "num_instances", "num_classes", "enc_layers", "dec_layers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.mask_attention_gain > 0:
+            raise ConfigError(f"mask_attention_gain must be positive, got {self.mask_attention_gain}")
+        if self.mask_prior is not None and not 0 < self.mask_prior < 1:
+            raise ConfigError(f"mask_prior must be a probability in (0, 1) or None, got {self.mask_prior}")
 
     @property
     def num_queries(self) -> int:

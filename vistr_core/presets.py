@@ -33,6 +33,11 @@ TINY = Preset(
         num_frames=4,
         num_instances=5,
         num_classes=1,
+        # Mask-head init for training from scratch (reference init: 1.0 / None). Measured on one
+        # fixed batch of two easy clips, binary mask IoU after 150 steps: 0.65 with the reference
+        # init (every slot segmented all the objects at once), 0.96 with these.
+        mask_attention_gain=32.0,
+        mask_prior=0.1,
     ),
     data=DataConfig(
         short_side=96,

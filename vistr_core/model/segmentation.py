@@ -65,9 +65,18 @@ class MaskHeadSmallConv(nn.Module):
     lay1..lay4 (3x3 conv + GroupNorm + ReLU) with backbone layers 3, 2, 1 fused through 1x1
     adapters and nearest upsampling, then a deformable 3x3 conv (offsets from a zero-initialized
     1x1 conv) + GroupNorm + ReLU. Widths: d+heads, d/2, d/4, d/8, d/16.
+
+    ``attention_gain`` scales lay1's initial weights on the attention-map channels (1 = the
+    reference's init). Why: the maps are probabilities summing to 1 over heads x h x w (~100
+    cells in the tiny model), so at the reference init they reach lay1 ~100x weaker than the
+    LayerNorm-ed memory. They are the only thing that tells one slot's mask from another's; from
+    pretrained weights that scale has been learned, from scratch Adam needs thousands of steps to
+    grow it, and meanwhile every slot segments all the objects at once.
     """
 
-    def __init__(self, dim: int, fpn_dims: tuple[int, int, int], context_dim: int) -> None:
+    def __init__(
+        self, dim: int, fpn_dims: tuple[int, int, int], context_dim: int, *, attention_gain: float = 1.0
+    ) -> None:
         super().__init__()
         widths = [dim, context_dim // 2, context_dim // 4, context_dim // 8, context_dim // 16]
         self.context_dim = context_dim
@@ -90,6 +99,8 @@ class MaskHeadSmallConv(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_uniform_(m.weight, a=1)
                 nn.init.zeros_(m.bias)
+        with torch.no_grad():
+            self.lay1.weight[:, context_dim:] *= attention_gain
         # Zero offsets: the deformable conv starts as a plain 3x3 conv.
         nn.init.zeros_(self.conv_offset.weight)
         nn.init.zeros_(self.conv_offset.bias)
@@ -187,9 +198,16 @@ class SubgridDilatedConv3d(nn.Conv3d):
 
 class InstanceSequenceHead(nn.Sequential):
     """The per-instance 3-D conv head over the T frames: three dilated 3x3x3 convs with
-    GroupNorm + ReLU, then a 1x1x1 conv to one mask logit. Indices match ``insmask_head.N``."""
+    GroupNorm + ReLU, then a 1x1x1 conv to one mask logit. Indices match ``insmask_head.N``.
 
-    def __init__(self, in_channels: int) -> None:
+    ``prior``: the initial foreground probability (the final bias starts at logit(prior), as for
+    RetinaNet's classifier); None keeps the reference's init (probability ~0.5 everywhere). Why:
+    objects cover a small part of a frame, and with a 0.5 start the logits' scale grows slowly
+    under Adam, so the background stays at ~0.45 for hundreds of steps and the dice loss is spent
+    on it instead of on the object boundaries.
+    """
+
+    def __init__(self, in_channels: int, *, prior: float | None = None) -> None:
         mid = in_channels // 2
         groups = group_count(mid, 4)
         super().__init__(
@@ -204,6 +222,8 @@ class InstanceSequenceHead(nn.Sequential):
             nn.ReLU(),
             nn.Conv3d(mid, 1, 1),
         )
+        if prior is not None:
+            nn.init.constant_(self[9].bias, math.log(prior / (1 - prior)))
 
     def forward(self, seg: Tensor, num_frames: int) -> Tensor:
         """seg: [N*T, C, H, W] in (sequence, frame) order -> mask logits [N, T, H, W].

@@ -71,15 +71,24 @@ class VisTR(nn.Module):
     built from; :func:`vistr_core.load_model` also attaches ``.categories`` and ``.data_config``.
     """
 
-    def __init__(self, detector: VisTRDetector, *, aux_loss: bool = True) -> None:
+    def __init__(
+        self,
+        detector: VisTRDetector,
+        *,
+        aux_loss: bool = True,
+        mask_attention_gain: float = 1.0,
+        mask_prior: float | None = None,
+    ) -> None:
         super().__init__()
         self.vistr = detector
         d = detector.transformer.d_model
         heads = detector.transformer.nhead
         self.aux_loss = aux_loss
         self.bbox_attention = MHAttentionMap(d, d, heads)
-        self.mask_head = MaskHeadSmallConv(d + heads, detector.backbone.fpn_channels, d)
-        self.insmask_head = InstanceSequenceHead(self.mask_head.out_channels)
+        self.mask_head = MaskHeadSmallConv(
+            d + heads, detector.backbone.fpn_channels, d, attention_gain=mask_attention_gain
+        )
+        self.insmask_head = InstanceSequenceHead(self.mask_head.out_channels, prior=mask_prior)
         self.config: ModelConfig | None = None
 
     @property
@@ -229,6 +238,11 @@ def build_vistr(config: ModelConfig) -> VisTR:
         num_frames=config.num_frames,
         num_instances=config.num_instances,
     )
-    model = VisTR(detector, aux_loss=config.aux_loss)
+    model = VisTR(
+        detector,
+        aux_loss=config.aux_loss,
+        mask_attention_gain=config.mask_attention_gain,
+        mask_prior=config.mask_prior,
+    )
     model.config = config
     return model
