@@ -79,6 +79,20 @@ def test_easy_objects_are_large_and_few(tmp_path):
         assert 1 <= len(tracks) <= 3
 
 
+def test_single_has_one_large_object_per_video(tmp_path):
+    from pycocotools import mask as mask_utils
+
+    generate_synthetic(
+        tmp_path / "d", seed=0, videos=12, valid_videos=1, frames=4, size=(96, 128), difficulty="single"
+    )
+    index = load_ytvis(tmp_path / "d", "train")
+    assert len(index.categories) == 3
+    for video in index.videos:
+        (track,) = index.tracks(video.id)
+        areas = [mask_utils.area({"size": [96, 128], "counts": r}) for r in track.rles if r is not None]
+        assert max(areas) > 0.025 * 96 * 128  # a triangle of diameter 0.35 x 96 covers 0.03
+
+
 def test_refuses_non_empty_out_without_force_and_accepts_empty(tmp_path):
     out = tmp_path / "d"
     out.mkdir()

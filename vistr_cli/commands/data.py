@@ -44,7 +44,9 @@ def synth(
     frames: Annotated[int, typer.Option("--frames", help="Frames per video.")] = 24,
     size: Annotated[str, typer.Option("--size", help="Frame size HxW.")] = "128x160",
     seed: SeedOpt = 0,
-    difficulty: Annotated[str, typer.Option("--difficulty", help="easy, medium or hard.")] = "easy",
+    difficulty: Annotated[
+        str, typer.Option("--difficulty", help="single (one object per video), easy, medium or hard.")
+    ] = "easy",
     force: ForceOpt = False,
 ) -> None:
     """Write a synthetic YouTube-VIS dataset of moving shapes (2021 layout: train/ and valid/)."""
