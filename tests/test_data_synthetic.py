@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +112,23 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ConfigError, match="too small"):
         generate_synthetic(tmp_path / "x", size=(8, 8))
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("rate", [0.02, -0.02, 0.0])
+def test_growth_turns_back_at_the_size_range(rate):
+    """Long videos: the radius grows exponentially, then reflects off its range, never leaving it."""
+    from vistr_core.data.synthetic import _Object, _radius
+
+    obj = _Object(
+        shape="circle", category_id=1, color=np.zeros(3), stripe=None, center=np.zeros(2),
+        velocity=np.zeros(2), radius=10.0, growth=math.exp(rate), angle=0.0, spin=0.0,
+        frames=(0, 1000), radius_range=(6.0, 20.0),
+    )  # fmt: skip
+    radii = np.array([_radius(obj, t) for t in range(1000)])
+    assert radii.min() >= 6.0 - 1e-9 and radii.max() <= 20.0 + 1e-9
+    steps = np.abs(np.diff(np.log(radii)))
+    assert steps.max() <= abs(rate) + 1e-9  # continuous: never faster than the growth rate
+    free = int(math.log(2.0 if rate > 0 else 0.6) / rate) if rate else 1000  # frames before a turn
+    np.testing.assert_allclose(radii[:free], 10.0 * np.exp(rate * np.arange(free)))
+    if rate:
+        assert radii.max() > 19.5 and radii.min() < 6.2  # it reaches both ends

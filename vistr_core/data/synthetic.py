@@ -43,6 +43,9 @@ SHAPES = ("circle", "square", "triangle", "star", "ring", "cross")
 #: Hue (degrees) at the center of each category's color range.
 SHAPE_HUES = {"circle": 0, "square": 120, "triangle": 230, "star": 55, "ring": 290, "cross": 175}
 _SUBPIXEL = 4  # cv2.fillPoly fractional bits: vertices on a 1/16-pixel grid
+# How far past the difficulty's size range an object may grow or shrink before it turns back:
+# e^(0.02 * 24) = 1.6, the most the fastest growth changes a 24-frame video's object.
+_SIZE_SLACK = 1.6
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class _Object:
     velocity: np.ndarray  # [2] pixels / frame
     radius: float
     growth: float  # radius multiplier per frame
+    radius_range: tuple[float, float]  # the growth turns back at these radii
     angle: float
     spin: float
     frames: tuple[int, int]  # [first, last) frames where it exists
@@ -166,6 +170,7 @@ def _draw_object(
         velocity=speed * np.array([math.cos(direction), math.sin(direction)]),
         radius=radius,
         growth=float(np.exp(rng.uniform(-0.02, 0.02))),
+        radius_range=(cfg.size[0] * short / 2 / _SIZE_SLACK, cfg.size[1] * short / 2 * _SIZE_SLACK),
         angle=rng.uniform(0, 2 * math.pi),
         spin=rng.uniform(-0.08, 0.08),
         frames=(first, last),
@@ -183,6 +188,15 @@ def _position(obj: _Object, t: int, hw: tuple[int, int]) -> np.ndarray:
         p = p % (2 * span)
         out[axis] = lo + (p if p <= span else 2 * span - p)
     return out
+
+
+def _radius(obj: _Object, t: int) -> float:
+    """Radius at frame t: steady growth reflected off ``radius_range`` in log space (a triangle
+    wave), so objects in long videos neither vanish nor fill the frame."""
+    lo, hi = (math.log(r) for r in obj.radius_range)
+    span = hi - lo
+    p = (math.log(obj.radius) + t * math.log(obj.growth) - lo) % (2 * span)
+    return math.exp(lo + (p if p <= span else 2 * span - p))
 
 
 def _background(rng: np.random.Generator, cfg: Difficulty, hw: tuple[int, int]) -> np.ndarray:
@@ -244,7 +258,7 @@ def render_video(
                 continue
             center = _position(obj, t, hw)
             angle = obj.angle + obj.spin * t
-            radius = obj.radius * obj.growth**t
+            radius = _radius(obj, t)
             shapes[n] = _rasterize(_shape_polygons(obj.shape, center, radius, angle), *hw)
             ys, xs = np.nonzero(shapes[n])
             img[ys, xs] = _texture(obj, ys, xs, center, angle)
