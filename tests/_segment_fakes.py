@@ -36,11 +36,15 @@ def object_boxes(t: int, height: int, width: int, speed: float = 1.0) -> list[tu
     return boxes
 
 
-def scene_frame(t: int, height: int = 64, width: int = 96, speed: float = 1.0) -> np.ndarray:
-    """``uint8 [H, W, 3]`` RGB frame ``t`` of the scene."""
+def scene_frame(
+    t: int, height: int = 64, width: int = 96, speed: float = 1.0, hidden: dict[int, range] | None = None
+) -> np.ndarray:
+    """``uint8 [H, W, 3]`` RGB frame ``t`` of the scene; colour c is not drawn in frames ``hidden[c]``."""
     image = np.full((height, width, 3), BACKGROUND, np.uint8)
-    for color, (y0, x0, y1, x1) in zip(COLORS, object_boxes(t, height, width, speed), strict=True):
-        image[y0:y1, x0:x1] = color
+    boxes = object_boxes(t, height, width, speed)
+    for c, (color, (y0, x0, y1, x1)) in enumerate(zip(COLORS, boxes, strict=True)):
+        if t not in (hidden or {}).get(c, ()):
+            image[y0:y1, x0:x1] = color
     return image
 
 
@@ -53,7 +57,14 @@ def object_masks(t: int, height: int = 64, width: int = 96, speed: float = 1.0) 
 
 
 def write_scene_video(
-    path: Path, count: int, *, height: int = 64, width: int = 96, speed: float = 1.0, rate: int = 25
+    path: Path,
+    count: int,
+    *,
+    height: int = 64,
+    width: int = 96,
+    speed: float = 1.0,
+    rate: int = 25,
+    hidden: dict[int, range] | None = None,
 ) -> Path:
     """An H.264 mp4 (lossless: qp 0, 4:4:4) of ``count`` scene frames."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,7 +72,7 @@ def write_scene_video(
         stream = container.add_stream("libx264", rate=Fraction(rate), options={"qp": "0"})
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv444p"
         for t in range(count):
-            frame = av.VideoFrame.from_ndarray(scene_frame(t, height, width, speed), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(scene_frame(t, height, width, speed, hidden), format="rgb24")
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():

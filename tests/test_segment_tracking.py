@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 from _segment_fakes import ColorSlotModel, object_masks, write_scene_video
 from pycocotools import mask as mask_utils
 
 from vistr_core.config import InferConfig
 from vistr_core.data.video_io import open_video
+from vistr_core.errors import ConfigError
 from vistr_core.inference.segment import segment_videos
 from vistr_core.inference.segmenter import VideoSegmenter
 
@@ -99,3 +101,41 @@ def test_batched_windows_give_the_same_results(tmp_path):
         )
         outputs.append(json.loads((out / "v" / "results.json").read_text()))
     assert outputs[0] == outputs[1] and len(outputs[0]) == 3
+
+
+def test_a_track_resumes_after_a_short_gap(tmp_path):
+    """Red vanishes for 5 frames (a whole 8-frame window sees none of it from frame 42 to 46):
+    within --max-gap it comes back under its own id, with --max-gap 0 it starts a new track."""
+    video = write_scene_video(tmp_path / "gap.mp4", 80, speed=0.5, hidden={0: range(42, 47)})
+    outputs = {}
+    for max_gap in (None, 0):
+        out = tmp_path / f"gap{max_gap}"
+        infer = InferConfig(overlap=2, max_gap=max_gap)
+        segment_videos([video], out, model=ColorSlotModel(8), infer=infer, device="cpu")
+        outputs[max_gap] = json.loads((out / "gap" / "results.json").read_text())
+    resumed = [r for r in outputs[None] if r["category_id"] == 1]
+    assert len(outputs[None]) == 3 and len(resumed) == 1
+    red = [decode(s) if s is not None else None for s in resumed[0]["segmentations"]]
+    assert [m is not None and m.any() for m in red] == [not 42 <= t < 47 for t in range(80)]
+    split = [r for r in outputs[0] if r["category_id"] == 1]
+    assert len(outputs[0]) == 4 and len(split) == 2
+    for t in range(80):  # the two pieces together are the resumed track, frame by frame
+        pieces = [decode(r["segmentations"][t]) for r in split if r["segmentations"][t] is not None]
+        pieces = [m for m in pieces if m.any()]
+        assert len(pieces) == (0 if 42 <= t < 47 else 1)
+        if pieces:
+            assert np.array_equal(pieces[0], red[t])
+
+
+def test_a_track_does_not_resume_after_a_longer_gap(tmp_path):
+    video = write_scene_video(tmp_path / "gap.mp4", 80, speed=0.5, hidden={0: range(30, 45)})
+    segment_videos(
+        [video], tmp_path / "o", model=ColorSlotModel(8), infer=InferConfig(overlap=2), device="cpu"
+    )
+    results = json.loads((tmp_path / "o" / "gap" / "results.json").read_text())
+    assert sorted(r["category_id"] for r in results) == [1, 1, 2, 3]
+
+
+def test_max_gap_must_not_be_negative():
+    with pytest.raises(ConfigError, match="--max-gap must be >= 0, got -1"):
+        InferConfig(max_gap=-1)

@@ -196,7 +196,10 @@ class InferConfig:
     final tracks (mean score, frames with a non-empty mask, best-scoring K). ``mask_thr`` thresholds
     sigmoid mask probabilities. ``link_iou`` is the smallest mask IoU over the shared frames (minus
     ``class_penalty`` when the majority classes differ) that links two windows' instances into one
-    track. ``window_batch`` windows go through the model at once.
+    track. An instance left unlinked may instead resume a track whose mask vanished at most
+    ``max_gap`` frames before its own first mask (None = T frames, 0 = never): the same IoU rule on
+    the track's last mask and the instance's first one. ``window_batch`` windows go through the
+    model at once.
     """
 
     overlap: int | None = None
@@ -208,6 +211,7 @@ class InferConfig:
     amp: bool = False
     link_iou: float = 0.5
     class_penalty: float = 0.5
+    max_gap: int | None = None
 
     def __post_init__(self) -> None:
         checks = (
@@ -222,6 +226,7 @@ class InferConfig:
             (self.window_batch >= 1, f"--window-batch must be >= 1, got {self.window_batch}"),
             (0.0 <= self.link_iou <= 1.0, f"--link-iou must be in [0, 1], got {self.link_iou}"),
             (self.class_penalty >= 0.0, f"--class-penalty must be >= 0, got {self.class_penalty}"),
+            (self.max_gap is None or self.max_gap >= 0, f"--max-gap must be >= 0, got {self.max_gap}"),
         )
         for ok, message in checks:
             if not ok:

@@ -52,6 +52,10 @@ def segment(
     link_iou: Annotated[
         float, typer.Option(help="Smallest mask IoU over shared frames that links windows.")
     ] = 0.5,
+    max_gap: Annotated[
+        int | None,
+        typer.Option(help="Resume a track lost at most this many frames ago (default T; 0 = never)."),
+    ] = None,
     window_batch: Annotated[
         int, typer.Option(help="Windows per forward pass (more = faster, more memory).")
     ] = 1,
@@ -86,6 +90,7 @@ def segment(
         window_batch=window_batch,
         amp=amp,
         link_iou=link_iou,
+        max_gap=max_gap,
     )
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device = _rank_device(device, world_size)

@@ -84,6 +84,18 @@ class WindowResult:
     frames: list[FrameResult]
 
 
+@dataclass(frozen=True)
+class _LastSeen:
+    """A track's last non-empty mask, to resume the track after a gap.
+
+    ``mask``: [h, w] bool at the model's 1/4 resolution; ``position``: its frame's stream position.
+    """
+
+    label: int
+    mask: Tensor
+    position: int
+
+
 @dataclass
 class _Pending:
     """A predicted window whose output frames are not final until the next window is known."""
@@ -118,7 +130,9 @@ class VideoSegmenter:
         self.logit_thr = mask_logit_threshold(self.infer.mask_thr)
         self.predictor = WindowPredictor(model, device=self.device, amp=self.infer.amp)
         self.data_config = model.data_config
+        self.max_gap = self.infer.max_gap if self.infer.max_gap is not None else self.num_frames
         self.book = TrackBook()
+        self.last_seen: dict[int, _LastSeen] = {}
         self.frames: list[FrameInfo] = []
         self.size: tuple[int, int] | None = None
         self.model_calls = 0
@@ -128,7 +142,7 @@ class VideoSegmenter:
 
         Frames must all have one size. Calling again starts a new video (ids restart at 1).
         """
-        self.book, self.frames, self.size = TrackBook(), [], None
+        self.book, self.last_seen, self.frames, self.size = TrackBook(), {}, [], None
         items = prefetch(self._prepared(frames), depth=PREFETCH_FRAMES)
         pending: _Pending | None = None
         try:
@@ -195,10 +209,66 @@ class VideoSegmenter:
                 )
                 for i, j in pairs:
                     ids[j] = previous.track_ids[i]
+        self._resume_after_gaps(window, prediction, slots, ids)
         track_ids = [self.book.new_track() if tid is None else tid for tid in ids]
+        self._remember(window, prediction, slots, track_ids)
         size = window.items[0][2]
         self.size = self.size or size
         return _Pending(window, prediction, slots, track_ids, window.start, size)
+
+    def _resume_after_gaps(
+        self, window: Window, prediction: WindowPrediction, slots: np.ndarray, ids: list[int | None]
+    ) -> None:
+        """Unlinked slots resume tracks that vanished shortly before (fills ``ids`` in place).
+
+        Candidates: tracks not continued in this window whose last mask is 0..``max_gap`` frames
+        before the slot's first mask. Hungarian matching on the IoU of those two masks minus
+        ``class_penalty`` across classes, kept at ``link_iou`` (the rule of window linking).
+        """
+        free = [j for j, tid in enumerate(ids) if tid is None]
+        taken = set(ids)
+        lost = [(tid, seen) for tid, seen in self.last_seen.items() if tid not in taken]
+        if not free or not lost or self.max_gap == 0:
+            return
+        first = self._first_masks(window, prediction, slots[free])
+        iou = sequence_iou(
+            torch.stack([seen.mask for _, seen in lost])[:, None], torch.stack([m for _, m in first])[:, None]
+        )
+        gaps = torch.tensor([[position - seen.position - 1 for position, _ in first] for _, seen in lost])
+        iou[(gaps < 0) | (gaps > self.max_gap)] = -1.0  # cannot link: overlapping in time, or too old
+        classes = majority_class(prediction.labels[slots[free], : window.num_real])
+        pairs = link_slots(
+            iou,
+            torch.tensor([seen.label for _, seen in lost]),
+            classes,
+            link_iou=self.infer.link_iou,
+            class_penalty=self.infer.class_penalty,
+        )
+        for i, k in pairs:
+            ids[free[k]] = lost[i][0]
+
+    def _first_masks(
+        self, window: Window, prediction: WindowPrediction, slots: np.ndarray
+    ) -> list[tuple[int, Tensor]]:
+        """(stream position, [h, w] bool mask) of each slot's first non-empty real frame."""
+        masks = prediction.mask_logits[slots, : window.num_real] > self.logit_thr  # [k, T, h, w]
+        present = masks.flatten(2).any(2)  # active slots have at least one
+        firsts = present.float().argmax(1).tolist()
+        return [(window.start + t, masks[k, t]) for k, t in enumerate(firsts)]
+
+    def _remember(
+        self, window: Window, prediction: WindowPrediction, slots: np.ndarray, track_ids: list[int]
+    ) -> None:
+        """Record each track's last non-empty mask in this window; forget tracks lost too long ago."""
+        if len(slots):
+            masks = prediction.mask_logits[slots, : window.num_real] > self.logit_thr
+            present = masks.flatten(2).any(2)
+            lasts = (window.num_real - 1 - present.flip(1).float().argmax(1)).tolist()
+            labels = majority_class(prediction.labels[slots, : window.num_real]).tolist()
+            for k, track_id in enumerate(track_ids):
+                self.last_seen[track_id] = _LastSeen(labels[k], masks[k, lasts[k]], window.start + lasts[k])
+        horizon = window.start - self.max_gap - 1
+        self.last_seen = {tid: s for tid, s in self.last_seen.items() if s.position >= horizon}
 
     def _emit(self, pending: _Pending, last: int) -> WindowResult:
         """The frames ``first_output..last`` of a window, with masks at the original size."""

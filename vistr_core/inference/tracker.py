@@ -1,6 +1,7 @@
 """Identities across windows: Hungarian linking on mask IoU, and per-track statistics.
 
-Linking rule (consecutive windows share their overlapping frames):
+Linking rule (consecutive windows share their overlapping frames; resuming a track after a gap is
+:meth:`vistr_core.inference.segmenter.VideoSegmenter._resume_after_gaps`):
 
 - A slot *takes part* in a window when its mask is non-empty in at least one real frame there.
 - For each pair (slot i of the earlier window, slot j of the later one) the affinity is the mask IoU
