@@ -266,7 +266,8 @@ class VideoSegmenter:
             lasts = (window.num_real - 1 - present.flip(1).float().argmax(1)).tolist()
             labels = majority_class(prediction.labels[slots, : window.num_real]).tolist()
             for k, track_id in enumerate(track_ids):
-                self.last_seen[track_id] = _LastSeen(labels[k], masks[k, lasts[k]], window.start + lasts[k])
+                mask = masks[k, lasts[k]].clone()  # not a view: the window's masks can be freed
+                self.last_seen[track_id] = _LastSeen(labels[k], mask, window.start + lasts[k])
         horizon = window.start - self.max_gap - 1
         self.last_seen = {tid: s for tid, s in self.last_seen.items() if s.position >= horizon}
 
