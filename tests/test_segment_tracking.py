@@ -103,22 +103,25 @@ def test_batched_windows_give_the_same_results(tmp_path):
     assert outputs[0] == outputs[1] and len(outputs[0]) == 3
 
 
-def test_a_track_resumes_after_a_short_gap(tmp_path):
-    """Red vanishes for 5 frames (a whole 8-frame window sees none of it from frame 42 to 46):
-    within --max-gap it comes back under its own id, with --max-gap 0 it starts a new track."""
+@pytest.mark.parametrize("limit", [None, 5])  # the default (T = 8), and exactly the gap
+def test_a_track_resumes_after_a_short_gap(tmp_path, limit):
+    """Red vanishes in frames 42-46, so the windows [36, 43] and [42, 49] share no red frame and
+    cannot be linked: within --max-gap red comes back under its own id; with a limit of 4 (one frame
+    short) or 0 it starts a new track."""
     video = write_scene_video(tmp_path / "gap.mp4", 80, speed=0.5, hidden={0: range(42, 47)})
     outputs = {}
-    for max_gap in (None, 0):
+    for max_gap in (limit, 4, 0):
         out = tmp_path / f"gap{max_gap}"
         infer = InferConfig(overlap=2, max_gap=max_gap)
         segment_videos([video], out, model=ColorSlotModel(8), infer=infer, device="cpu")
         outputs[max_gap] = json.loads((out / "gap" / "results.json").read_text())
-    resumed = [r for r in outputs[None] if r["category_id"] == 1]
-    assert len(outputs[None]) == 3 and len(resumed) == 1
+    resumed = [r for r in outputs[limit] if r["category_id"] == 1]
+    assert len(outputs[limit]) == 3 and len(resumed) == 1
     red = [decode(s) if s is not None else None for s in resumed[0]["segmentations"]]
     assert [m is not None and m.any() for m in red] == [not 42 <= t < 47 for t in range(80)]
-    split = [r for r in outputs[0] if r["category_id"] == 1]
-    assert len(outputs[0]) == 4 and len(split) == 2
+    assert outputs[0] == outputs[4]  # 0 disables resuming
+    split = [r for r in outputs[4] if r["category_id"] == 1]
+    assert len(outputs[4]) == 4 and len(split) == 2
     for t in range(80):  # the two pieces together are the resumed track, frame by frame
         pieces = [decode(r["segmentations"][t]) for r in split if r["segmentations"][t] is not None]
         pieces = [m for m in pieces if m.any()]

@@ -18,8 +18,8 @@ key order.
 
 Difficulty (see :data:`DIFFICULTIES`): ``single`` is one large object per video of 3 categories
 whose shapes *and* colors differ, no clutter — what the ``tiny`` preset learns in the quickstart's
-minutes on a CPU (valid AP ~0.7 after 1200 steps). ``easy`` is the same with 1-2 objects: telling
-two objects apart takes a from-scratch VisTR far longer (valid AP ~0.2 after 2100 steps).
+minutes on a CPU (valid AP 0.79 after 1500 steps). ``easy`` is the same with 1-2 objects: telling
+two objects apart takes a from-scratch VisTR far longer (valid AP 0.19 after 2100 steps).
 ``medium`` and ``hard`` add categories, overlapping or random colors, textures, smaller objects,
 more occlusion and clutter.
 """

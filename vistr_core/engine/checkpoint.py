@@ -22,7 +22,9 @@ from ..atomic import atomic_open
 from ..errors import CheckpointError
 
 CHECKPOINT_FORMAT = "vistr"
-CHECKPOINT_SCHEMA = 1
+# 2: ModelConfig gained mask_attention_gain and mask_prior (schema-1 files load with their defaults;
+# an older vistr refuses schema 2 with "upgrade vistr" instead of a confusing config error).
+CHECKPOINT_SCHEMA = 2
 
 
 def read_checkpoint(

@@ -221,9 +221,14 @@ class VideoSegmenter:
     ) -> None:
         """Unlinked slots resume tracks that vanished shortly before (fills ``ids`` in place).
 
-        Candidates: tracks not continued in this window whose last mask is 0..``max_gap`` frames
-        before the slot's first mask. Hungarian matching on the IoU of those two masks minus
-        ``class_penalty`` across classes, kept at ``link_iou`` (the rule of window linking).
+        Args:
+            slots: [k] indices of the window's active slots; ids: [k] their track ids so far, None
+                for the unlinked ones.
+
+        Candidates: tracks not continued in this window with at most ``max_gap`` frames between
+        their last mask and the slot's first one (``max_gap`` 0 disables resuming). Hungarian
+        matching on the IoU of those two masks minus ``class_penalty`` across classes, kept at
+        ``link_iou`` (the rule of window linking).
         """
         free = [j for j, tid in enumerate(ids) if tid is None]
         taken = set(ids)
@@ -259,7 +264,11 @@ class VideoSegmenter:
     def _remember(
         self, window: Window, prediction: WindowPrediction, slots: np.ndarray, track_ids: list[int]
     ) -> None:
-        """Record each track's last non-empty mask in this window; forget tracks lost too long ago."""
+        """Record each track's last non-empty mask in this window; forget tracks lost too long ago.
+
+        The last mask may lie in frames the next window outputs, so a resumed track's visible gap
+        can exceed ``max_gap`` by up to half the overlap.
+        """
         if len(slots):
             masks = prediction.mask_logits[slots, : window.num_real] > self.logit_thr
             present = masks.flatten(2).any(2)

@@ -200,8 +200,8 @@ class InstanceSequenceHead(nn.Sequential):
     """The per-instance 3-D conv head over the T frames: three dilated 3x3x3 convs with
     GroupNorm + ReLU, then a 1x1x1 conv to one mask logit. Indices match ``insmask_head.N``.
 
-    ``prior``: the initial foreground probability (the final bias starts at logit(prior), as for
-    RetinaNet's classifier); None keeps the reference's init (probability ~0.5 everywhere). Why:
+    ``prior``: the final bias starts at logit(prior), as for RetinaNet's classifier, so masks start
+    near that foreground probability; None keeps the reference's init (near 0.5 everywhere). Why:
     objects cover a small part of a frame, and with a 0.5 start the logits' scale grows slowly
     under Adam, so the background stays at ~0.45 for hundreds of steps and the dice loss is spent
     on it instead of on the object boundaries.
