@@ -189,6 +189,8 @@ class VideoSegmenter:
     def _link(self, previous: _Pending | None, window: Window, prediction: WindowPrediction) -> _Pending:
         """Give each active slot of ``window`` a track id, continuing ``previous``'s where they match."""
         slots = active_slots(prediction.mask_logits, window.num_real, self.logit_thr)
+        masks = prediction.mask_logits[slots, : window.num_real] > self.logit_thr  # [k, T_real, h, w]
+        classes = majority_class(prediction.labels[slots, : window.num_real])  # [k]
         ids: list[int | None] = [None] * len(slots)
         if previous is not None and len(slots) and len(previous.slots):
             shared = previous.window.end - window.start + 1
@@ -199,31 +201,30 @@ class VideoSegmenter:
                 classes_a = majority_class(
                     previous.prediction.labels[previous.slots, : previous.window.num_real]
                 )
-                classes_b = majority_class(prediction.labels[slots, : window.num_real])
                 pairs = link_slots(
                     sequence_iou(a, b),
                     classes_a,
-                    classes_b,
+                    classes,
                     link_iou=self.infer.link_iou,
                     class_penalty=self.infer.class_penalty,
                 )
                 for i, j in pairs:
                     ids[j] = previous.track_ids[i]
-        self._resume_after_gaps(window, prediction, slots, ids)
+        self._resume_after_gaps(window, masks, classes, ids)
         track_ids = [self.book.new_track() if tid is None else tid for tid in ids]
-        self._remember(window, prediction, slots, track_ids)
+        self._remember(window, masks, classes, track_ids)
         size = window.items[0][2]
         self.size = self.size or size
         return _Pending(window, prediction, slots, track_ids, window.start, size)
 
     def _resume_after_gaps(
-        self, window: Window, prediction: WindowPrediction, slots: np.ndarray, ids: list[int | None]
+        self, window: Window, masks: Tensor, classes: Tensor, ids: list[int | None]
     ) -> None:
         """Unlinked slots resume tracks that vanished shortly before (fills ``ids`` in place).
 
         Args:
-            slots: [k] indices of the window's active slots; ids: [k] their track ids so far, None
-                for the unlinked ones.
+            masks: [k, T_real, h, w] bool masks of the window's k active slots; classes: [k] their
+                majority classes; ids: [k] their track ids so far, None for the unlinked ones.
 
         Candidates: tracks not continued in this window with at most ``max_gap`` frames between
         their last mask and the slot's first one (``max_gap`` 0 disables resuming). Hungarian
@@ -235,48 +236,35 @@ class VideoSegmenter:
         lost = [(tid, seen) for tid, seen in self.last_seen.items() if tid not in taken]
         if not free or not lost or self.max_gap == 0:
             return
-        first = self._first_masks(window, prediction, slots[free])
+        first = _first_masks(window, masks[free])
         iou = sequence_iou(
             torch.stack([seen.mask for _, seen in lost])[:, None], torch.stack([m for _, m in first])[:, None]
         )
         gaps = torch.tensor([[position - seen.position - 1 for position, _ in first] for _, seen in lost])
         iou[(gaps < 0) | (gaps > self.max_gap)] = -1.0  # cannot link: overlapping in time, or too old
-        classes = majority_class(prediction.labels[slots[free], : window.num_real])
         pairs = link_slots(
             iou,
             torch.tensor([seen.label for _, seen in lost]),
-            classes,
+            classes[free],
             link_iou=self.infer.link_iou,
             class_penalty=self.infer.class_penalty,
         )
         for i, k in pairs:
             ids[free[k]] = lost[i][0]
 
-    def _first_masks(
-        self, window: Window, prediction: WindowPrediction, slots: np.ndarray
-    ) -> list[tuple[int, Tensor]]:
-        """(stream position, [h, w] bool mask) of each slot's first non-empty real frame."""
-        masks = prediction.mask_logits[slots, : window.num_real] > self.logit_thr  # [k, T, h, w]
-        present = masks.flatten(2).any(2)  # active slots have at least one
-        firsts = present.float().argmax(1).tolist()
-        return [(window.start + t, masks[k, t]) for k, t in enumerate(firsts)]
-
-    def _remember(
-        self, window: Window, prediction: WindowPrediction, slots: np.ndarray, track_ids: list[int]
-    ) -> None:
+    def _remember(self, window: Window, masks: Tensor, classes: Tensor, track_ids: list[int]) -> None:
         """Record each track's last non-empty mask in this window; forget tracks lost too long ago.
 
         The last mask may lie in frames the next window outputs, so a resumed track's visible gap
         can exceed ``max_gap`` by up to half the overlap.
         """
-        if len(slots):
-            masks = prediction.mask_logits[slots, : window.num_real] > self.logit_thr
-            present = masks.flatten(2).any(2)
-            lasts = (window.num_real - 1 - present.flip(1).float().argmax(1)).tolist()
-            labels = majority_class(prediction.labels[slots, : window.num_real]).tolist()
-            for k, track_id in enumerate(track_ids):
-                mask = masks[k, lasts[k]].clone()  # not a view: the window's masks can be freed
-                self.last_seen[track_id] = _LastSeen(labels[k], mask, window.start + lasts[k])
+        if self.max_gap == 0:  # nothing will ever be resumed
+            return
+        present = masks.flatten(2).any(2)  # [k, T_real]; active slots have a mask somewhere
+        lasts = (masks.shape[1] - 1 - present.flip(1).float().argmax(1)).tolist()
+        for k, track_id in enumerate(track_ids):
+            mask = masks[k, lasts[k]].clone()  # not a view: the window's masks can be freed
+            self.last_seen[track_id] = _LastSeen(int(classes[k]), mask, window.start + lasts[k])
         horizon = window.start - self.max_gap - 1
         self.last_seen = {tid: s for tid, s in self.last_seen.items() if s.position >= horizon}
 
@@ -311,6 +299,13 @@ class VideoSegmenter:
                 )
             )
         return WindowResult(window.index, frames)
+
+
+def _first_masks(window: Window, masks: Tensor) -> list[tuple[int, Tensor]]:
+    """(stream position, [h, w] bool mask) of each slot's first non-empty frame; masks [k, T_real, h, w]."""
+    present = masks.flatten(2).any(2)  # active slots have at least one
+    firsts = present.float().argmax(1).tolist()
+    return [(window.start + t, masks[k, t]) for k, t in enumerate(firsts)]
 
 
 def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
