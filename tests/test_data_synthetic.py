@@ -94,6 +94,33 @@ def test_single_has_one_large_object_per_video(tmp_path):
         assert max(areas) > 0.025 * 96 * 128  # a triangle of diameter 0.35 x 96 covers 0.03
 
 
+def test_multi_has_crossing_objects_that_enter_and_leave(tmp_path):
+    from pycocotools import mask as mask_utils
+
+    generate_synthetic(
+        tmp_path / "d", seed=0, videos=20, valid_videos=1, frames=24, size=(96, 128), difficulty="multi"
+    )
+    index = load_ytvis(tmp_path / "d", "train")
+    counts = [len(index.tracks(video.id)) for video in index.videos]
+    assert min(counts) >= 1 and max(counts) == 3 and sum(c >= 2 for c in counts) >= 10
+    occluded = absent = 0
+    for video in index.videos:
+        tracks = index.tracks(video.id)
+        absent += sum(any(r is None for r in track.rles) for track in tracks)
+        for t in range(24):
+            boxes = [
+                mask_utils.toBbox({"size": [96, 128], "counts": tr.rles[t]})
+                for tr in tracks
+                if tr.rles[t] is not None
+            ]
+            # two visible boxes that intersect: the objects cross (masks never overlap)
+            occluded += any(
+                min(a[0] + a[2], b[0] + b[2]) > max(a[0], b[0]) and min(a[1] + a[3], b[1] + b[3]) > max(a[1], b[1])
+                for i, a in enumerate(boxes) for b in boxes[i + 1 :]
+            )  # fmt: skip
+    assert occluded >= 10 and absent >= 3
+
+
 def test_refuses_non_empty_out_without_force_and_accepts_empty(tmp_path):
     out = tmp_path / "d"
     out.mkdir()

@@ -45,7 +45,7 @@ def synth(
     size: Annotated[str, typer.Option("--size", help="Frame size HxW.")] = "128x160",
     seed: SeedOpt = 0,
     difficulty: Annotated[
-        str, typer.Option("--difficulty", help="single (one object per video), easy, medium or hard.")
+        str, typer.Option("--difficulty", help="single (one object per video), easy (1-2), multi (1-3 crossing), medium or hard.")
     ] = "easy",
     force: ForceOpt = False,
 ) -> None:

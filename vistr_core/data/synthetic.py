@@ -20,7 +20,8 @@ Difficulty (see :data:`DIFFICULTIES`): ``single`` is one large object per video 
 whose shapes *and* colors differ, no clutter — what the ``tiny`` preset learns in the quickstart's
 minutes on a CPU (valid AP 0.79 after 1500 steps). ``easy`` is the same with 1-2 objects: telling
 two objects apart takes a from-scratch VisTR far longer (valid AP 0.19 after 2100 steps).
-``medium`` and ``hard`` add categories, overlapping or random colors, textures, smaller objects,
+``multi`` has 1-3 somewhat smaller objects that cross and occlude each
+other, and enter or leave more often (the multi-object quickstart). ``medium`` and ``hard`` add categories, overlapping or random colors, textures, smaller objects,
 more occlusion and clutter.
 """
 
@@ -66,6 +67,7 @@ class Difficulty:
 DIFFICULTIES = {
     "single": Difficulty(3, (1, 1), (0.35, 0.5), 10, False, 0, 2.0, 0.1, 0.02),
     "easy": Difficulty(3, (1, 2), (0.35, 0.5), 10, False, 0, 2.0, 0.1, 0.02),
+    "multi": Difficulty(3, (1, 3), (0.28, 0.42), 10, False, 0, 2.0, 0.3, 0.025),
     "medium": Difficulty(5, (1, 4), (0.18, 0.38), 35, True, 8, 8.0, 0.3, 0.035),
     "hard": Difficulty(6, (2, 6), (0.12, 0.32), 180, True, 20, 12.0, 0.4, 0.05),
 }
