@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from .crops import MaskCrop, crops_from_masks
+from .labels import place_labels
 from .palette import text_color_for, track_color
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -30,7 +31,8 @@ class OverlayStyle:
         alpha: mask opacity in [0, 1] (0 = masks not filled).
         contours: outline each mask in its colour.
         boxes: draw each instance's bounding box.
-        labels: draw a label (class, score, ``#track``) above each instance.
+        labels: draw a label (class, score, ``#track``) by each instance, clear of its mask and of
+            the other labels where there is room (see :mod:`.labels`).
         legend: add a legend panel (track, colour, class, score) to the right of the frame.
         score_thr: instances (tracks) scoring below this are not drawn.
         thickness: contour/box line width in pixels; None = scaled to the frame (2 px at 720p).
@@ -146,13 +148,14 @@ def draw_crops(
             cv2.rectangle(canvas, (x0, y0), (x1 - 1, y1 - 1), color, line)
     if style.labels and labels is not None:
         scale = style.text_scale(height, width)
-        for crop, color, text in zip(crops, colors, labels, strict=True):
-            if crop is None or not text:
-                continue
-            patch = label_patch(text, color, scale)
-            x0, y0 = crop.box[:2]
-            above = y0 - patch.shape[0]
-            paste(canvas, patch, min(x0, width - patch.shape[1]), above if above >= 0 else y0)
+        patches = [
+            label_patch(text, color, scale) if crop is not None and text else None
+            for crop, color, text in zip(crops, colors, labels, strict=True)
+        ]
+        sizes = [None if p is None else (p.shape[0], p.shape[1]) for p in patches]
+        for patch, spot in zip(patches, place_labels(crops, sizes, height, width), strict=True):
+            if patch is not None and spot is not None:
+                paste(canvas, patch, *spot)
     return canvas
 
 
