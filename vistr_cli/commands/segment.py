@@ -69,7 +69,13 @@ def segment(
         bool, typer.Option("--mots", help="Also write tracks.mots.txt (MOTS text format).")
     ] = False,
     render: Annotated[bool, typer.Option("--render", help="Also write overlay.mp4.")] = False,
-    video_id: Annotated[int, typer.Option(help="video_id written in results.json.")] = 1,
+    video_id: Annotated[
+        int | None,
+        typer.Option(
+            help="video_id written in results.json (default: a frame folder of a YouTube-VIS dataset "
+            "gets its id there, anything else 1)."
+        ),
+    ] = None,
     recursive: Annotated[bool, typer.Option("--recursive/--no-recursive", help="Search sub-folders.")] = True,
     force: ForceOpt = False,
 ) -> None:

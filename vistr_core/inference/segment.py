@@ -27,6 +27,7 @@ from .. import __version__
 from ..atomic import atomic_directory, atomic_write_json
 from ..categories import CategoryMap
 from ..config import InferConfig, config_to_dict
+from ..data.dataset_video import DatasetVideoFinder
 from ..data.video_io import VideoSource, iter_videos, open_video
 from ..engine.device import select_device
 from ..errors import ConfigError, VistrError
@@ -36,6 +37,7 @@ from .tracker import FinalTrack
 from .writers import SpoolWriter, build_results, write_frame_outputs, write_results
 
 SPOOL_NAME = ".frames.spool.jsonl"
+DEFAULT_VIDEO_ID = 1
 CHECKPOINT_HINT = "pass --checkpoint with the official vistr_r50.pth / vistr_r101.pth or a checkpoint written by `vistr train`"
 
 
@@ -113,7 +115,7 @@ def segment_videos(
     device: str | torch.device = "auto",
     outputs: OutputOptions | None = None,
     frames: FrameRange | None = None,
-    video_id: int = 1,
+    video_id: int | None = None,
     force: bool = False,
     recursive: bool = True,
     rank: int = 0,
@@ -127,7 +129,9 @@ def segment_videos(
         checkpoint: a `vistr train` checkpoint or an official release file (or pass ``model``).
         model: an already loaded VisTR (with ``.config``, ``.categories``, ``.data_config``); it
             stays on its device when ``device`` is "auto".
-        video_id: the ``video_id`` written in every results.json.
+        video_id: the ``video_id`` written in every results.json; None: a frame folder inside a
+            YouTube-VIS dataset gets that dataset's id for it, any other video
+            :data:`DEFAULT_VIDEO_ID` (``meta.json`` records which: ``video_id_from``).
         on_video: called with each video's status as soon as it is known.
     Returns:
         one :class:`VideoStatus` per video of this rank, in input order.
@@ -147,7 +151,8 @@ def segment_videos(
             model = _load(checkpoint, select_device(device) if isinstance(device, str) else device)
         # a given model stays on its device unless a device is asked for explicitly
         segmenter = VideoSegmenter(model, infer=infer, device=None if device == "auto" else device)
-        job = _Job(segmenter, frames, video_id, outputs, checkpoint, force, progress)
+        ids = _VideoIds(video_id)
+        job = _Job(segmenter, frames, ids, outputs, checkpoint, force, progress)
     for done, (video, name) in enumerate(mine):
         progress(ProgressUpdate("videos", done, len(mine), description=name))
         if job is None or (not force and is_finished(out_dir / name)):
@@ -159,6 +164,21 @@ def segment_videos(
             on_video(status)
     progress(ProgressUpdate("videos", len(mine), len(mine), done=True))
     return summary
+
+
+class _VideoIds:
+    """The ``video_id`` of each video and where it came from: ``"option"`` (given), ``"dataset"``
+    (a frame folder of a YouTube-VIS dataset: that dataset's id) or ``"default"``."""
+
+    def __init__(self, given: int | None) -> None:
+        self.given = given
+        self.finder = DatasetVideoFinder()
+
+    def of(self, video: VideoSource) -> tuple[int, str]:
+        if self.given is not None:
+            return self.given, "option"
+        found = self.finder.find(video.path) if video.kind == "frames" else None
+        return (DEFAULT_VIDEO_ID, "default") if found is None else (found.video_id, "dataset")
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -179,7 +199,7 @@ class _Job:
 
     segmenter: VideoSegmenter
     frames: FrameRange
-    video_id: int
+    video_ids: _VideoIds
     outputs: OutputOptions
     checkpoint: Path | None
     force: bool
@@ -202,13 +222,14 @@ class _Job:
     def segment_into(self, video: VideoSource, folder: Path, name: str) -> tuple[int, int]:
         """Stream ``video`` through the segmenter and write every output into ``folder``."""
         segmenter, outputs = self.segmenter, self.outputs
+        video_id, video_id_from = self.video_ids.of(video)
         spool = folder / SPOOL_NAME
         count = self.stream_to_spool(video, spool, name)
         tracks = segmenter.tracks()
         size = segmenter.size or (video.height, video.width)
         categories = segmenter.model.categories
         results = build_results(
-            spool, tracks, num_frames=count, size=size, video_id=self.video_id, categories=categories
+            spool, tracks, num_frames=count, size=size, video_id=video_id, categories=categories
         )
         write_results(folder / "results.json", results)
         indices = [f.index for f in segmenter.frames]
@@ -226,6 +247,7 @@ class _Job:
         if outputs.render:
             _render(results, video, folder, categories, indices, outputs, self.progress)
         meta = _meta(segmenter, video, tracks, self.checkpoint, outputs)
+        meta.update(video_id=video_id, video_id_from=video_id_from)
         atomic_write_json(folder / "meta.json", meta, indent=1)  # last: marks the video finished
         return count, len(tracks)
 
