@@ -12,6 +12,7 @@ from rich.markup import escape
 from vistr_cli.errors import reports_errors
 from vistr_cli.options import ForceOpt
 from vistr_cli.progress import RichProgress
+from vistr_core.config import LOW_SCORE
 from vistr_core.errors import ConfigError
 from vistr_core.render import OverlayStyle, RenderRequest, RenderSummary, run_render
 
@@ -46,8 +47,14 @@ def render(
         bool, typer.Option("--labels/--no-labels", help="Label each instance: class, score, #track.")
     ] = True,
     score_thr: Annotated[
-        float, typer.Option("--score-thr", min=0.0, max=1.0, help="Hide tracks scoring below this.")
-    ] = 0.5,
+        float,
+        typer.Option(
+            "--score-thr",
+            min=0.0,
+            max=1.0,
+            help="Hide tracks scoring below this (default: the low-score line, as in vistr segment's summary).",
+        ),
+    ] = LOW_SCORE,
     legend: Annotated[
         bool,
         typer.Option(

@@ -26,7 +26,7 @@ from torch import nn
 from .. import __version__
 from ..atomic import atomic_directory, atomic_write_json
 from ..categories import CategoryMap
-from ..config import InferConfig, config_to_dict
+from ..config import LOW_SCORE, InferConfig, config_to_dict
 from ..data.dataset_video import DatasetVideoFinder
 from ..data.video_io import VideoSource, iter_videos, open_video
 from ..engine.device import select_device
@@ -59,6 +59,15 @@ class FrameRange:
     end: int | None = None
     stride: int = 1
 
+    def __post_init__(self) -> None:
+        # Checked once for the batch, before any video is opened, rather than failing every video.
+        if self.start < 0:
+            raise ConfigError(f"--start must be >= 0, got {self.start}")
+        if self.stride < 1:
+            raise ConfigError(f"--stride must be >= 1, got {self.stride}")
+        if self.end is not None and self.end <= self.start:
+            raise ConfigError(f"--end {self.end} must be greater than --start {self.start}")
+
 
 @dataclass(frozen=True)
 class VideoStatus:
@@ -69,6 +78,7 @@ class VideoStatus:
     status: Literal["done", "skipped", "failed"]
     frames: int = 0
     tracks: int = 0
+    low_score: int = 0  # of ``tracks``, those scoring below :data:`~vistr_core.config.LOW_SCORE`
     fps: float = 0.0
     message: str = ""
 
@@ -213,14 +223,16 @@ class _Job:
             with open_video(source, start=frames.start, end=frames.end, stride=frames.stride) as video:
                 with atomic_directory(target, force=self.force) as tmp:
                     count, tracks = self.segment_into(video, tmp, name)
+            low = sum(1 for t in tracks if t.score < LOW_SCORE)
         except (VistrError, OSError, torch.OutOfMemoryError) as err:
             message = str(err) if isinstance(err, VistrError) else f"{source}: {type(err).__name__}: {err}"
             return VideoStatus(source, name, "failed", message=" ".join(message.split()))
         fps = count / max(time.perf_counter() - started, 1e-9)
-        return VideoStatus(source, name, "done", frames=count, tracks=tracks, fps=fps)
+        return VideoStatus(source, name, "done", frames=count, tracks=len(tracks), low_score=low, fps=fps)
 
-    def segment_into(self, video: VideoSource, folder: Path, name: str) -> tuple[int, int]:
-        """Stream ``video`` through the segmenter and write every output into ``folder``."""
+    def segment_into(self, video: VideoSource, folder: Path, name: str) -> tuple[int, list[FinalTrack]]:
+        """Stream ``video`` through the segmenter and write every output into ``folder``; returns
+        the number of frames and the tracks."""
         segmenter, outputs = self.segmenter, self.outputs
         video_id, video_id_from = self.video_ids.of(video)
         spool = folder / SPOOL_NAME
@@ -249,7 +261,7 @@ class _Job:
         meta = _meta(segmenter, video, tracks, self.checkpoint, outputs)
         meta.update(video_id=video_id, video_id_from=video_id_from)
         atomic_write_json(folder / "meta.json", meta, indent=1)  # last: marks the video finished
-        return count, len(tracks)
+        return count, list(tracks)
 
     def stream_to_spool(self, video: VideoSource, spool: Path, name: str) -> int:
         """Segment ``video``, appending each output frame's RLEs to ``spool``; the frame count."""

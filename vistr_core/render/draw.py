@@ -16,6 +16,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from ..config import LOW_SCORE
 from .crops import MaskCrop, crops_from_masks
 from .labels import place_labels
 from .palette import text_color_for, track_color
@@ -34,7 +35,8 @@ class OverlayStyle:
         labels: draw a label (class, score, ``#track``) by each instance, clear of its mask and of
             the other labels where there is room (see :mod:`.labels`).
         legend: add a legend panel (track, colour, class, score) to the right of the frame.
-        score_thr: instances (tracks) scoring below this are not drawn.
+        score_thr: instances (tracks) scoring below this are not drawn (default: the low-score
+            line :data:`~vistr_core.config.LOW_SCORE`).
         thickness: contour/box line width in pixels; None = scaled to the frame (2 px at 720p).
         font_scale: label text scale; None = scaled to the frame (0.6 at 720p).
     """
@@ -44,7 +46,7 @@ class OverlayStyle:
     boxes: bool = False
     labels: bool = True
     legend: bool = False
-    score_thr: float = 0.5
+    score_thr: float = LOW_SCORE
     thickness: int | None = None
     font_scale: float | None = None
 
