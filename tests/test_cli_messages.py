@@ -95,6 +95,7 @@ def test_low_score_tracks_are_counted_and_a_rerun_says_force_redoes(tmp_path, ru
         "kept 1 low-score track(s) (mean score < 0.5) in results.json, as scoring needs; "
         "vistr render hides them, --score-thr 0.5 leaves them out"
     ) in result.output
+    assert f"vistr segment → {out}" in result.output.splitlines()  # a whole line, however long
     row = next(line for line in result.output.splitlines() if line.strip(" │┃|").startswith("v "))
     assert [cell.strip() for cell in row.split("│")][3:5] == ["4", "1"]  # tracks, of which < 0.5
     rerun = runner.invoke(app, ["segment", str(video), "-o", str(out), "-c", "m.pth"])

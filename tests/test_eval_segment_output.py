@@ -119,6 +119,8 @@ def test_a_batch_output_folder_scores_every_video(tmp_path, dataset):
         app, ["eval", "--gt", str(dataset), "--results", str(out), "--json", str(tmp_path / "m.json")]
     )
     assert cli.exit_code == 0, cli.output
+    # outside a terminal the title is one whole line, not wrapped to the table's width
+    assert "YouTube-VIS metric: 6 predictions, 2 videos, 6 ground-truth tracks" in cli.output.splitlines()
     assert json.loads((tmp_path / "m.json").read_text())["AP50"] == result.stats["AP50"] == 1.0
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from vistr_cli.console import print_table, stdout_console
 from vistr_cli.errors import fail, reports_errors, stderr
 from vistr_cli.options import AmpOpt, CheckpointOpt, DeviceOpt, ForceOpt
 from vistr_cli.progress import RichProgress
@@ -151,7 +151,7 @@ def _rank_device(device: str, world_size: int) -> str:
 
 
 def _print_summary(summary: SegmentSummary, out: Path, tag: str) -> None:
-    table = Table(title=f"{tag}vistr segment → {out}", title_justify="left")
+    table = Table()
     for column, justify in (
         ("video", "left"),
         ("frames", "right"),
@@ -167,7 +167,7 @@ def _print_summary(summary: SegmentSummary, out: Path, tag: str) -> None:
         fps, frames = (f"{v.fps:.1f}", str(v.frames)) if done else ("-", "-")
         tracks, low = (str(v.tracks), str(v.low_score)) if done else ("-", "-")
         table.add_row(escape(v.name), frames, tracks, low, fps, f"[{colors[v.status]}]{v.status}[/]")
-    Console(highlight=False).print(table)
+    print_table(stdout_console(), f"{tag}vistr segment → {out}", table)
     _print_notes(summary, tag)
 
 
