@@ -101,3 +101,14 @@ def test_drawn_labels_are_whole_patches_at_their_places():
     spots = place_labels(crops_from_masks(masks), [p.shape[:2] for p in patches], HEIGHT, WIDTH)
     for patch, (x, y) in zip(patches, spots, strict=True):
         assert np.array_equal(out[y : y + patch.shape[0], x : x + patch.shape[1]], patch)
+
+
+def test_labels_keep_clear_of_a_caption():
+    masks = np.zeros((1, HEIGHT, WIDTH), bool)
+    masks[0, 300:340, 10:70] = True  # just above a bottom-left caption
+    caption = (0, 270, 200, HEIGHT)
+    crops = crops_from_masks(masks)
+    ((x, y),) = place_labels(crops, [(17, 66)], HEIGHT, WIDTH, keep_clear=[caption])
+    assert x >= 200 or y + 17 <= 270  # not on the caption
+    assert not masks[0, y : y + 17, x : x + 66].any()
+    assert place_labels(crops, [(17, 66)], HEIGHT, WIDTH) == [(10, 283)]  # without it: just above

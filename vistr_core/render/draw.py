@@ -118,6 +118,7 @@ def draw_crops(
     *,
     style: OverlayStyle = OverlayStyle(),
     out: np.ndarray | None = None,
+    keep_clear: Sequence[tuple[int, int, int, int]] = (),
 ) -> np.ndarray:
     """Draw instances given as crops (see :mod:`.crops`); later instances are drawn on top.
 
@@ -128,6 +129,8 @@ def draw_crops(
         labels: per instance, the label text ("" or None list = no label).
         style: what to draw (``style.score_thr`` is not applied here: pass only what to draw).
         out: where to draw (may be ``image`` itself); a copy of ``image`` if None.
+        keep_clear: ``(x0, y0, x1, y1)`` areas labels stay off where there is room (e.g. a caption
+            drawn afterwards).
 
     Returns:
         ``uint8 [H, W, 3]``, the frame with the instances drawn.
@@ -155,7 +158,8 @@ def draw_crops(
             for crop, color, text in zip(crops, colors, labels, strict=True)
         ]
         sizes = [None if p is None else (p.shape[0], p.shape[1]) for p in patches]
-        for patch, spot in zip(patches, place_labels(crops, sizes, height, width), strict=True):
+        spots = place_labels(crops, sizes, height, width, keep_clear=keep_clear)
+        for patch, spot in zip(patches, spots, strict=True):
             if patch is not None and spot is not None:
                 paste(canvas, patch, *spot)
     return canvas

@@ -104,6 +104,8 @@ def place_labels(
     sizes: Sequence[tuple[int, int] | None],
     height: int,
     width: int,
+    *,
+    keep_clear: Sequence[Rect] = (),
 ) -> list[tuple[int, int] | None]:
     """Top-left corners ``(x, y)`` for the instances' labels (see the module docstring).
 
@@ -111,12 +113,13 @@ def place_labels(
         crops: per instance, its mask crop (None = absent in this frame: no label).
         sizes: per instance, its label's ``(h, w)`` in pixels (None = no label).
         height, width: the frame size.
+        keep_clear: ``(x0, y0, x1, y1)`` areas that labels avoid like other labels (a pane title).
 
     Returns:
         per instance, where its label's top-left corner goes, or None for no label.
     """
     spots: list[tuple[int, int] | None] = [None] * len(crops)
-    placed: list[Rect] = []
+    placed: list[Rect] = list(keep_clear)
     for k in reversed(range(len(crops))):  # drawn last = most important = placed first
         crop, size = crops[k], sizes[k]
         if crop is None or size is None:
