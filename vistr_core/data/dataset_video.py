@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import DatasetError
-from .ytvis import resolve_split
+from .ytvis import SplitFiles, resolve_split
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class DatasetVideoFinder:
     """Finds dataset videos for frame folders; each annotation file is read once per finder."""
 
     def __init__(self) -> None:
+        self._splits: dict[Path, SplitFiles | None] = {}  # split folder -> its files
         self._folders: dict[Path, dict[str, int] | None] = {}  # annotation file -> folder -> id
 
     def find(self, folder: str | Path) -> DatasetVideo | None:
@@ -39,15 +40,21 @@ class DatasetVideoFinder:
         folder = Path(folder).resolve()
         image_root = folder.parent
         split_dir = image_root.parent if image_root.name == "JPEGImages" else image_root
-        try:
-            files = resolve_split(split_dir.parent, split_dir.name)
-        except DatasetError:
-            return None
-        if files.image_root.resolve() != image_root:
+        files = self._split(split_dir)
+        if files is None or files.image_root.resolve() != image_root:
             return None
         ids = self._video_folders(files.annotation_file)
         video_id = None if ids is None else ids.get(folder.name)
         return None if video_id is None else DatasetVideo(video_id, files.annotation_file)
+
+    def _split(self, split_dir: Path) -> SplitFiles | None:
+        # Cached: resolving some layouts reads the annotation file, and a batch shares one split.
+        if split_dir not in self._splits:
+            try:
+                self._splits[split_dir] = resolve_split(split_dir.parent, split_dir.name)
+            except (DatasetError, OSError):
+                self._splits[split_dir] = None
+        return self._splits[split_dir]
 
     def _video_folders(self, annotation_file: Path) -> dict[str, int] | None:
         key = annotation_file.resolve()
