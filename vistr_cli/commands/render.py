@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from vistr_cli.console import stdout_console
 from vistr_cli.errors import reports_errors
 from vistr_cli.options import ForceOpt
 from vistr_cli.progress import RichProgress
@@ -123,7 +123,7 @@ def _plural(count: int, noun: str) -> str:
 
 
 def _report(summary: RenderSummary) -> None:
-    console = Console(highlight=False)
+    console = stdout_console()
     what = _KIND[summary.kind] + (f", {summary.codec}" if summary.kind == "video" else "")
     hidden = f" ({summary.hidden} below --score-thr hidden)" if summary.hidden else ""
     console.print(
