@@ -88,6 +88,16 @@ def test_davis_pngs_are_palette_indexed(shapes, tmp_path):
     assert img.mode == "P" and img.getpalette()[3:6] == [128, 0, 0]
 
 
+@pytest.mark.parametrize("fmt", ["mots", "davis"])
+def test_round_trip_keeps_the_source_split_name(shapes, tmp_path, fmt):
+    convert_dataset(shapes, tmp_path / "mid", to=fmt, split="valid")
+    convert_dataset(tmp_path / "mid", tmp_path / "back", to="ytvis")
+    assert sorted(p.name for p in (tmp_path / "back").iterdir()) == ["valid"]  # not back/train/
+    _assert_same_masks(_all_masks(shapes, "valid")[0], _all_masks(tmp_path / "back", "valid")[0])
+    convert_dataset(tmp_path / "mid", tmp_path / "renamed", to="ytvis", split="held_out")
+    assert sorted(p.name for p in (tmp_path / "renamed").iterdir()) == ["held_out"]  # --split wins
+
+
 def test_without_sidecar_masks_and_categories_survive(shapes, tmp_path):
     convert_dataset(shapes, tmp_path / "m", to="mots")
     (tmp_path / "m" / "vistr.json").unlink()

@@ -363,6 +363,10 @@ def test_malformed_json_names_file_line_and_column(tmp_path, scene):
 def test_results_must_be_a_list(scene):
     gt, _ = scene
     with pytest.raises(ResultsError, match="expected a JSON list"):
+        evaluate_ytvis(gt, {"predictions": []})
+    with pytest.raises(
+        ResultsError, match="is a ground truth, not a results list; were --gt and --results swapped"
+    ):
         evaluate_ytvis(gt, gt)
 
 

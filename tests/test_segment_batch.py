@@ -118,7 +118,7 @@ def test_missing_checkpoint_and_bad_options(tmp_path, runner):
     result = runner.invoke(
         app, ["segment", str(video), "-o", str(tmp_path / "out"), "-c", "m.pth", "--mask-thr", "1.5"]
     )
-    assert result.exit_code == 1 and "--mask-thr must be in (0, 1)" in result.output
+    assert result.exit_code == 2 and "--mask-thr must be in (0, 1)" in result.output  # a usage error
     result = runner.invoke(
         app, ["segment", str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "out"), "-c", "m.pth"]
     )

@@ -197,6 +197,22 @@ def test_iter_videos_expands_files_folders_and_globs(tmp_path):
         iter_videos([str(tmp_path / "*.avi")])
 
 
+def test_image_files_of_one_folder_are_that_frame_folder(tmp_path):
+    seq = tmp_path / "seq"
+    write_frames(seq, [f"{t}.jpg" for t in range(5)])
+    clip = write_video(tmp_path / "clip.mp4", 2)
+    expanded = sorted(seq.iterdir())  # what the shell makes of an unquoted seq/*.jpg
+    assert iter_videos(expanded) == [seq]
+    assert iter_videos([clip, *expanded]) == [clip, seq]
+    assert iter_videos([seq / "3.jpg"]) == [seq / "3.jpg"]  # one image alone stays one image
+    with pytest.raises(VideoError) as err:
+        iter_videos(expanded[:3])
+    assert str(err.value) == (
+        f"3 of the 5 frames in {seq} were given as separate files (a glob the shell expanded?); "
+        "a frame folder is one video: pass the folder (--start/--end/--stride choose frames), or quote the glob"
+    )
+
+
 def test_prefetch_keeps_order_and_reraises():
     assert list(prefetch(range(100), depth=3)) == list(range(100))
 

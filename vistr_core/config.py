@@ -187,6 +187,13 @@ class TrainConfig:
             raise ConfigError("workers and eval_every must not be negative")
 
 
+# A track's score is its mean per-frame score. Below this a track is "low-score": `vistr render`
+# hides it by default and `vistr segment` counts it in its summary. Segment still keeps it by
+# default (score_thr 0): the YouTube-VIS AP ranks every prediction, so a full list scores higher,
+# and the official VisTR inference keeps them all too.
+LOW_SCORE = 0.5
+
+
 @dataclass(frozen=True)
 class InferConfig:
     """How ``vistr segment`` windows a video and turns model outputs into tracks.

@@ -139,7 +139,15 @@ def convert(
     source_format: Annotated[
         str | None, typer.Option("--from", help="ytvis, mots or davis (default: detected).")
     ] = None,
-    split: SplitOpt = "train",
+    split: Annotated[
+        str | None,
+        typer.Option(
+            "--split",
+            "-s",
+            help="YouTube-VIS split to read (default train), or to write (default: the split the source "
+            "was converted from, else train).",
+        ),
+    ] = None,
     mots: Annotated[
         str, typer.Option("--mots", help="MOTS variants to write: txt, png or txt,png.")
     ] = "txt,png",

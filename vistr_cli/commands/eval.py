@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from vistr_cli.console import print_table, stdout_console
 from vistr_cli.errors import reports_errors, stderr
 from vistr_cli.options import AmpOpt, CheckpointOpt, DeviceOpt, ForceOpt
 from vistr_cli.progress import RichProgress
@@ -146,14 +146,14 @@ def _value(value: float) -> str:
 
 
 def _print_report(result: EvalResult) -> None:
-    console = Console(highlight=False)
+    console = stdout_console()
     for note in result.warnings:
         stderr.print(f"[yellow]warning:[/] {escape(note)}")
-    table = Table(
-        title=f"YouTube-VIS metric: {result.num_predictions} predictions, {result.num_videos} videos, "
-        f"{result.num_gt_tracks} ground-truth tracks",
-        title_justify="left",
+    title = (
+        f"YouTube-VIS metric: {result.num_predictions} predictions, {result.num_videos} videos, "
+        f"{result.num_gt_tracks} ground-truth tracks"
     )
+    table = Table()
     for column, justify in (
         ("metric", "left"),
         ("value", "right"),
@@ -167,9 +167,9 @@ def _print_report(result: EvalResult) -> None:
         table.add_row(
             name, _value(result.stats[name]), ".50:.95" if iou is None else f"{iou:.2f}", area, str(max_det)
         )
-    console.print(table)
+    print_table(console, title, table)
 
-    cats = Table(title="per-category AP (IoU .50:.95, area all, maxDets 100)", title_justify="left")
+    cats = Table()
     for column, justify in (
         ("id", "right"),
         ("category", "left"),
@@ -182,7 +182,7 @@ def _print_report(result: EvalResult) -> None:
         cats.add_row(
             str(cid), escape(str(row["name"])), _value(row["AP"]), str(row["num_gt"]), str(row["num_dt"])
         )
-    console.print(cats)
+    print_table(console, "per-category AP (IoU .50:.95, area all, maxDets 100)", cats)
 
 
 def _write_outputs(result: EvalResult, json_out: Path | None, per_video: Path | None) -> None:

@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from vistr_cli.console import stdout_console
 from vistr_cli.errors import reports_errors
 from vistr_cli.options import ForceOpt
 from vistr_cli.progress import RichProgress
+from vistr_core.config import LOW_SCORE
 from vistr_core.errors import ConfigError
 from vistr_core.render import OverlayStyle, RenderRequest, RenderSummary, run_render
 
@@ -46,8 +47,14 @@ def render(
         bool, typer.Option("--labels/--no-labels", help="Label each instance: class, score, #track.")
     ] = True,
     score_thr: Annotated[
-        float, typer.Option("--score-thr", min=0.0, max=1.0, help="Hide tracks scoring below this.")
-    ] = 0.5,
+        float,
+        typer.Option(
+            "--score-thr",
+            min=0.0,
+            max=1.0,
+            help="Hide tracks scoring below this (default: the low-score line, as in vistr segment's summary).",
+        ),
+    ] = LOW_SCORE,
     legend: Annotated[
         bool,
         typer.Option(
@@ -116,7 +123,7 @@ def _plural(count: int, noun: str) -> str:
 
 
 def _report(summary: RenderSummary) -> None:
-    console = Console(highlight=False)
+    console = stdout_console()
     what = _KIND[summary.kind] + (f", {summary.codec}" if summary.kind == "video" else "")
     hidden = f" ({summary.hidden} below --score-thr hidden)" if summary.hidden else ""
     console.print(

@@ -8,14 +8,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from vistr_cli.console import print_table, stdout_console
 from vistr_cli.errors import fail, reports_errors, stderr
 from vistr_cli.options import AmpOpt, CheckpointOpt, DeviceOpt, ForceOpt
 from vistr_cli.progress import RichProgress
-from vistr_core.config import InferConfig
+from vistr_core.config import LOW_SCORE, InferConfig
+from vistr_core.errors import ConfigError
 from vistr_core.inference.segment import (
     CHECKPOINT_HINT,
     FrameRange,
@@ -43,7 +44,13 @@ def segment(
         int | None,
         typer.Option(help="Frames shared by consecutive windows (default T // 4: 9 for the paper's T = 36)."),
     ] = None,
-    score_thr: Annotated[float, typer.Option(help="Drop tracks whose mean score is lower.")] = 0.0,
+    score_thr: Annotated[
+        float,
+        typer.Option(
+            help=f"Leave out tracks whose mean score is lower (default 0: keep all, as scoring needs; "
+            f"tracks below {LOW_SCORE} are counted as low-score and `vistr render` hides them)."
+        ),
+    ] = 0.0,
     mask_thr: Annotated[float, typer.Option(help="Mask probability threshold.")] = 0.5,
     max_tracks: Annotated[
         int | None, typer.Option(help="Keep at most this many tracks (best scores).")
@@ -69,7 +76,13 @@ def segment(
         bool, typer.Option("--mots", help="Also write tracks.mots.txt (MOTS text format).")
     ] = False,
     render: Annotated[bool, typer.Option("--render", help="Also write overlay.mp4.")] = False,
-    video_id: Annotated[int, typer.Option(help="video_id written in results.json.")] = 1,
+    video_id: Annotated[
+        int | None,
+        typer.Option(
+            help="video_id written in results.json (default: a frame folder of a YouTube-VIS dataset "
+            "gets its id there, anything else 1)."
+        ),
+    ] = None,
     recursive: Annotated[bool, typer.Option("--recursive/--no-recursive", help="Search sub-folders.")] = True,
     force: ForceOpt = False,
 ) -> None:
@@ -81,17 +94,21 @@ def segment(
     """
     if checkpoint is None:
         raise fail(f"no --checkpoint given; {CHECKPOINT_HINT}", code=EXIT_USAGE)
-    infer = InferConfig(
-        overlap=overlap,
-        score_thr=score_thr,
-        mask_thr=mask_thr,
-        max_tracks=max_tracks,
-        min_track_len=min_track_len,
-        window_batch=window_batch,
-        amp=amp,
-        link_iou=link_iou,
-        max_gap=max_gap,
-    )
+    try:  # option values are usage errors, reported before any video is opened
+        infer = InferConfig(
+            overlap=overlap,
+            score_thr=score_thr,
+            mask_thr=mask_thr,
+            max_tracks=max_tracks,
+            min_track_len=min_track_len,
+            window_batch=window_batch,
+            amp=amp,
+            link_iou=link_iou,
+            max_gap=max_gap,
+        )
+        frames = FrameRange(start, end, stride)
+    except ConfigError as err:
+        raise fail(str(err), code=EXIT_USAGE) from None
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device = _rank_device(device, world_size)
     console = stderr
@@ -110,7 +127,7 @@ def segment(
             infer=infer,
             device=device,
             outputs=OutputOptions(png=png, mots=mots, render=render),
-            frames=FrameRange(start, end, stride),
+            frames=frames,
             video_id=video_id,
             force=force,
             recursive=recursive,
@@ -134,21 +151,35 @@ def _rank_device(device: str, world_size: int) -> str:
 
 
 def _print_summary(summary: SegmentSummary, out: Path, tag: str) -> None:
-    table = Table(title=f"{tag}vistr segment → {out}", title_justify="left")
+    table = Table()
     for column, justify in (
         ("video", "left"),
         ("frames", "right"),
         ("tracks", "right"),
+        (f"< {LOW_SCORE}", "right"),
         ("fps", "right"),
         ("status", "left"),
     ):
         table.add_column(column, justify=justify)
     colors = {"done": "green", "skipped": "yellow", "failed": "red"}
     for v in summary.videos:
-        fps = f"{v.fps:.1f}" if v.status == "done" else "-"
-        frames = str(v.frames) if v.status == "done" else "-"
-        tracks = str(v.tracks) if v.status == "done" else "-"
-        table.add_row(escape(v.name), frames, tracks, fps, f"[{colors[v.status]}]{v.status}[/]")
-    Console(highlight=False).print(table)
+        done = v.status == "done"
+        fps, frames = (f"{v.fps:.1f}", str(v.frames)) if done else ("-", "-")
+        tracks, low = (str(v.tracks), str(v.low_score)) if done else ("-", "-")
+        table.add_row(escape(v.name), frames, tracks, low, fps, f"[{colors[v.status]}]{v.status}[/]")
+    print_table(stdout_console(), f"{tag}vistr segment → {out}", table)
+    _print_notes(summary, tag)
+
+
+def _print_notes(summary: SegmentSummary, tag: str) -> None:
+    low = sum(v.low_score for v in summary.videos)
+    if low:
+        stderr.print(
+            f"{tag}kept {low} low-score track(s) (mean score < {LOW_SCORE}) in results.json, as scoring needs; "
+            f"vistr render hides them, --score-thr {LOW_SCORE} leaves them out"
+        )
+    skipped = sum(v.status == "skipped" for v in summary.videos)
+    if skipped:
+        stderr.print(f"{tag}skipped {skipped} finished video(s); --force redoes them")
     if summary.failed:
         stderr.print(f"{tag}[bold red]{len(summary.failed)} of {len(summary.videos)} video(s) failed[/]")

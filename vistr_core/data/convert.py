@@ -1,6 +1,7 @@
 """Converting instance-mask tracks between YouTube-VIS, MOTS and DAVIS-style PNG folders.
 
-Layouts written (and read):
+Layouts written (and read); a MOTS or DAVIS folder converted back to YouTube-VIS keeps the split it
+was converted from (recorded in its ``vistr.json``) unless ``split`` is given:
 
 YouTube-VIS (2021 layout)::
 
@@ -121,6 +122,14 @@ def _read_ytvis(src: Path, split: str) -> tuple[list[dict[str, Any]], Iterator[V
 def _sidecar(src: Path) -> dict[str, Any] | None:
     path = src / SIDECAR
     return read_json(path) if path.is_file() else None
+
+
+def _recorded_split(src: Path, source_format: str) -> str:
+    """The YouTube-VIS split a MOTS / DAVIS folder was converted from (its sidecar's ``split``), so
+    a round trip keeps the split's name; ``train`` otherwise."""
+    side = _sidecar(src) if source_format != "ytvis" and src.is_dir() else None
+    recorded = side.get("split") if isinstance(side, dict) else None
+    return recorded if isinstance(recorded, str) and recorded and "/" not in recorded else "train"
 
 
 def _frame_names(video: str, stems: list[str], meta: dict[str, Any] | None) -> list[str]:
@@ -466,7 +475,7 @@ def convert_dataset(
     *,
     to: str,
     source_format: str | None = None,
-    split: str = "train",
+    split: str | None = None,
     mots_formats: tuple[str, ...] = ("txt", "png"),
     force: bool = False,
     progress: ProgressCallback = no_progress,
@@ -475,7 +484,9 @@ def convert_dataset(
 
     Args:
         source_format: ``ytvis``, ``mots`` or ``davis``; detected from ``src`` when None.
-        split: the YouTube-VIS split to read (source) or to write (destination).
+        split: the YouTube-VIS split to read (source; default ``train``) or to write
+            (destination; default the split the source was converted from, recorded in its
+            ``vistr.json``, else ``train``).
         mots_formats: which MOTS variants to write: ``txt``, ``png`` or both.
         force: replace an existing ``dst`` (only after the conversion succeeded).
     """
@@ -491,6 +502,7 @@ def convert_dataset(
         raise ConfigError(f"source and destination are both {to}; nothing to convert")
     if not set(mots_formats) <= {"txt", "png"} or not mots_formats:
         raise ConfigError("MOTS output is txt, png or both")
+    split = split or _recorded_split(src, source_format)
     readers = {
         "ytvis": lambda: _read_ytvis(src, split),
         "mots": lambda: _read_mots(src),
@@ -516,7 +528,8 @@ def convert_dataset(
             )
         if to == "mots":
             _write_labels_txt(tmp / "labels.txt", categories)
-        atomic_write_json(tmp / SIDECAR, {"format": to, "categories": categories, "videos": metas}, indent=1)
+        side = {"format": to, "split": split, "categories": categories, "videos": metas}
+        atomic_write_json(tmp / SIDECAR, side, indent=1)
     return summary
 
 

@@ -421,18 +421,52 @@ def _walk(folder: Path, recursive: bool) -> Iterator[Path]:
             dirs[:] = []
 
 
+def _frames_as_folders(
+    inputs: Sequence[str | os.PathLike[str]],
+) -> tuple[list[str | os.PathLike[str]], list[Path]]:
+    """Split off several image files of one folder (an unquoted ``dir/*.jpg`` the shell expanded):
+    returns the other inputs and those folders, each one video.
+
+    Raises:
+        VideoError: when they are only some of the folder's frames, which would otherwise become
+            one-frame videos each.
+    """
+    images: dict[Path, list[Path]] = {}
+    for item in inputs:
+        path = Path(os.fspath(item)).expanduser()
+        if path.is_file() and _is_image(path):
+            images.setdefault(path.parent.resolve(), []).append(path.resolve())
+    folders = {folder: files for folder, files in images.items() if len(set(files)) > 1}
+    for folder, files in folders.items():
+        total = len(_list_frames(folder))
+        if len(set(files)) != total:
+            raise VideoError(
+                f"{len(set(files))} of the {total} frames in {folder} were given as separate files "
+                "(a glob the shell expanded?); a frame folder is one video: pass the folder "
+                "(--start/--end/--stride choose frames), or quote the glob"
+            )
+    kept: list[str | os.PathLike[str]] = []
+    for item in inputs:
+        path = Path(os.fspath(item)).expanduser()
+        if not (path.is_file() and _is_image(path) and path.parent.resolve() in folders):
+            kept.append(item)
+    return kept, list(folders)
+
+
 def iter_videos(inputs: Sequence[str | os.PathLike[str]], recursive: bool = True) -> list[Path]:
     """Expand user inputs into the videos to process.
 
     Each input may be a video file (taken as is, whatever its extension), a frame folder, a folder
     to search (video files by extension, and frame folders = folders directly holding images;
     sub-folders too when ``recursive``), or a glob pattern (``"clips/*.mp4"``, ``"data/**"``).
+    Several image files of one folder (a glob the shell expanded) stand for that frame folder.
     The result is de-duplicated and naturally sorted.
 
     Raises:
         VideoError: an input that does not exist or matches no video.
     """
-    found: dict[Path, Path] = {}  # resolved path -> the path as the user spelled it
+    inputs, frame_folders = _frames_as_folders(inputs)
+    found: dict[Path, Path] = {folder: folder for folder in frame_folders}  # resolved -> as spelled
     for item in inputs:
         text = os.fspath(item)
         path = Path(text).expanduser()

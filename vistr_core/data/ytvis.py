@@ -126,9 +126,10 @@ def resolve_split(root: str | Path, split: str = "train") -> SplitFiles:
         if ann_file.is_file():
             return SplitFiles(ann_file, image_root or _recorded_image_root(ann_file, root, split))
     looked = ", ".join(str(a.relative_to(root)) for a, _ in candidates)
+    empty = "" if any(root.iterdir()) else ", an empty folder"
     raise DatasetError(
-        f"no annotation file for split {split!r} in {root} (looked for {looked}); "
-        "pass --split with an existing split, or the annotation file and image root explicitly"
+        f"no annotation file for split {split!r} in {root}{empty} (looked for {looked}); "
+        "pass the folder holding your YouTube-VIS data, or its annotation JSON file, and a --split it has"
     )
 
 

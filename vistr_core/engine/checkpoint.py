@@ -57,9 +57,12 @@ def read_checkpoint(
         ) from None
     except Exception as err:  # noqa: BLE001 - any failure to parse means "not a usable checkpoint"
         # Garbage input surfaces as RuntimeError, EOFError, BadZipFile, KeyError... from torch.load.
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        # Only a sentence helps the reader: a bare KeyError(101) from garbage bytes does not.
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        detail = f" ({reason[:120]})" if " " in reason else ""
         raise CheckpointError(
-            f"checkpoint {p} could not be read ({reason[:120]}); the file is truncated or not a PyTorch checkpoint"
+            f"checkpoint {p} is not a PyTorch checkpoint (or is truncated){detail}; "
+            "pass a file written by `vistr train` or vistr_r50.pth / vistr_r101.pth"
         ) from None
     if not isinstance(obj, dict):
         raise CheckpointError(

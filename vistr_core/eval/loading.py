@@ -39,6 +39,7 @@ class Video:
     width: int
     length: int
     name: str
+    file_names: tuple[str, ...] = ()  # as listed (relative to the image root); () if not listed
 
 
 @dataclass
@@ -204,7 +205,8 @@ def _parse_video(entry: Any, index: int, source: str) -> Video:
     w = _as_int(entry["width"], DatasetError, where, "width")
     if h <= 0 or w <= 0 or n <= 0:
         raise DatasetError(f"{where}: height, width and length must be positive")
-    return Video(id=vid, height=h, width=w, length=n, name=name)
+    files = tuple(str(f) for f in names) if names is not None else ()
+    return Video(id=vid, height=h, width=w, length=n, name=name, file_names=files)
 
 
 def _parse_annotation(
@@ -252,6 +254,11 @@ def load_ground_truth(gt: str | os.PathLike[str] | Mapping[str, Any]) -> GroundT
     if not isinstance(gt, Mapping):
         source = str(gt)
         gt = read_json(gt, DatasetError, "ground truth")
+    if _looks_like_results(gt):
+        raise DatasetError(
+            f"{source} is a results list, not a ground truth; were --gt and --results swapped? "
+            "pass the annotation file (videos, categories, annotations) as --gt"
+        )
     if not isinstance(gt, Mapping):
         raise DatasetError(f"{source}: expected a JSON object with videos/categories/annotations")
     _require(gt, ("videos", "categories"), DatasetError, source)
@@ -280,17 +287,35 @@ def load_ground_truth(gt: str | os.PathLike[str] | Mapping[str, Any]) -> GroundT
     return GroundTruth(source=source, videos=videos, categories=categories, tracks=tracks)
 
 
-def load_results(results: str | os.PathLike[str] | Sequence[Any], gt: GroundTruth) -> list[Track]:
+def _looks_like_results(data: Any) -> bool:
+    """A JSON list whose first entry has the keys of a prediction."""
+    return (
+        isinstance(data, list)
+        and bool(data)
+        and isinstance(data[0], Mapping)
+        and {"video_id", "score", "segmentations"} <= data[0].keys()
+    )
+
+
+def load_results(
+    results: str | os.PathLike[str] | Sequence[Any], gt: GroundTruth, *, source: str | None = None
+) -> list[Track]:
     """Parse a YouTube-VIS results list (a path, a submission .zip, or the loaded list) against ``gt``.
 
     Each entry needs ``video_id`` (a ground-truth video), ``category_id`` (a ground-truth category),
     a finite ``score`` and ``segmentations`` with one RLE (``counts`` str or bytes; uncompressed
     lists are accepted too) or null per frame at the video's resolution. Extra keys are ignored.
+    ``source`` names a loaded list in messages.
     """
-    source = "results"
+    source = source or "results"
     if isinstance(results, str | os.PathLike):
         source = str(results)
         results = read_json(results, ResultsError, "results file")
+    if isinstance(results, Mapping) and "videos" in results and "annotations" in results:
+        raise ResultsError(
+            f"{source} is a ground truth, not a results list; were --gt and --results swapped? "
+            "pass the predictions (a JSON list from vistr segment or eval) as --results"
+        )
     if isinstance(results, Mapping) or not isinstance(results, Sequence):
         raise ResultsError(
             f"{source}: expected a JSON list of predictions [{{video_id, category_id, score, segmentations}}]"

@@ -28,6 +28,7 @@ from .accumulate import accumulate, category_ap, summarize
 from .loading import GroundTruth, Track, load_ground_truth, load_results
 from .matching import UnitMatches, match_unit
 from .params import IOU_THRESHOLDS, MAX_DETS, STAT_NAMES
+from .segment_output import segment_results
 from .video_iou import video_iou
 
 
@@ -166,7 +167,9 @@ def evaluate_ytvis(
 
     Args:
         gt: ground-truth JSON path, its loaded dict, or a :class:`GroundTruth`.
-        results: results JSON path (or submission .zip), or the loaded list.
+        results: results JSON path (or submission .zip), or the loaded list; or a ``vistr segment``
+            output (results.json with its meta.json, a video's output folder, or a batch's), whose
+            results are matched to the ground-truth video by their frames (see :mod:`.segment_output`).
         per_video: also build a :class:`UnitReport` per (video, category).
         progress: called once per scored video (task ``"eval"``).
 
@@ -174,7 +177,14 @@ def evaluate_ytvis(
         DatasetError / ResultsError: with one line naming file, video and frame.
     """
     truth = gt if isinstance(gt, GroundTruth) else load_ground_truth(gt)
-    predictions = load_results(results, truth)
+    notes: list[str] = []
+    segmented = segment_results(results, truth) if isinstance(results, str | os.PathLike) else None
+    if segmented is not None:  # a vistr segment output: video ids checked against its frames
+        source = str(results)
+        results, notes = segmented
+        predictions = load_results(results, truth, source=source)
+    else:
+        predictions = load_results(results, truth)
     gts_by_unit: dict[tuple[int, int], list[Track]] = defaultdict(list)
     dts_by_unit: dict[tuple[int, int], list[Track]] = defaultdict(list)
     for track in truth.tracks:
@@ -222,5 +232,5 @@ def evaluate_ytvis(
         num_gt_tracks=len(truth.tracks),
         num_predictions=len(predictions),
         units=reports if per_video else None,
-        warnings=_warnings(truth),
+        warnings=_warnings(truth) + notes,
     )

@@ -26,7 +26,8 @@ from torch import nn
 from .. import __version__
 from ..atomic import atomic_directory, atomic_write_json
 from ..categories import CategoryMap
-from ..config import InferConfig, config_to_dict
+from ..config import LOW_SCORE, InferConfig, config_to_dict
+from ..data.dataset_video import DatasetVideoFinder
 from ..data.video_io import VideoSource, iter_videos, open_video
 from ..engine.device import select_device
 from ..errors import ConfigError, VistrError
@@ -36,6 +37,7 @@ from .tracker import FinalTrack
 from .writers import SpoolWriter, build_results, write_frame_outputs, write_results
 
 SPOOL_NAME = ".frames.spool.jsonl"
+DEFAULT_VIDEO_ID = 1
 CHECKPOINT_HINT = "pass --checkpoint with the official vistr_r50.pth / vistr_r101.pth or a checkpoint written by `vistr train`"
 
 
@@ -57,6 +59,15 @@ class FrameRange:
     end: int | None = None
     stride: int = 1
 
+    def __post_init__(self) -> None:
+        # Checked once for the batch, before any video is opened, rather than failing every video.
+        if self.start < 0:
+            raise ConfigError(f"--start must be >= 0, got {self.start}")
+        if self.stride < 1:
+            raise ConfigError(f"--stride must be >= 1, got {self.stride}")
+        if self.end is not None and self.end <= self.start:
+            raise ConfigError(f"--end {self.end} must be greater than --start {self.start}")
+
 
 @dataclass(frozen=True)
 class VideoStatus:
@@ -67,6 +78,7 @@ class VideoStatus:
     status: Literal["done", "skipped", "failed"]
     frames: int = 0
     tracks: int = 0
+    low_score: int = 0  # of ``tracks``, those scoring below :data:`~vistr_core.config.LOW_SCORE`
     fps: float = 0.0
     message: str = ""
 
@@ -113,7 +125,7 @@ def segment_videos(
     device: str | torch.device = "auto",
     outputs: OutputOptions | None = None,
     frames: FrameRange | None = None,
-    video_id: int = 1,
+    video_id: int | None = None,
     force: bool = False,
     recursive: bool = True,
     rank: int = 0,
@@ -127,7 +139,9 @@ def segment_videos(
         checkpoint: a `vistr train` checkpoint or an official release file (or pass ``model``).
         model: an already loaded VisTR (with ``.config``, ``.categories``, ``.data_config``); it
             stays on its device when ``device`` is "auto".
-        video_id: the ``video_id`` written in every results.json.
+        video_id: the ``video_id`` written in every results.json; None: a frame folder inside a
+            YouTube-VIS dataset gets that dataset's id for it, any other video
+            :data:`DEFAULT_VIDEO_ID` (``meta.json`` records which: ``video_id_from``).
         on_video: called with each video's status as soon as it is known.
     Returns:
         one :class:`VideoStatus` per video of this rank, in input order.
@@ -147,7 +161,8 @@ def segment_videos(
             model = _load(checkpoint, select_device(device) if isinstance(device, str) else device)
         # a given model stays on its device unless a device is asked for explicitly
         segmenter = VideoSegmenter(model, infer=infer, device=None if device == "auto" else device)
-        job = _Job(segmenter, frames, video_id, outputs, checkpoint, force, progress)
+        ids = _VideoIds(video_id)
+        job = _Job(segmenter, frames, ids, outputs, checkpoint, force, progress)
     for done, (video, name) in enumerate(mine):
         progress(ProgressUpdate("videos", done, len(mine), description=name))
         if job is None or (not force and is_finished(out_dir / name)):
@@ -159,6 +174,21 @@ def segment_videos(
             on_video(status)
     progress(ProgressUpdate("videos", len(mine), len(mine), done=True))
     return summary
+
+
+class _VideoIds:
+    """The ``video_id`` of each video and where it came from: ``"option"`` (given), ``"dataset"``
+    (a frame folder of a YouTube-VIS dataset: that dataset's id) or ``"default"``."""
+
+    def __init__(self, given: int | None) -> None:
+        self.given = given
+        self.finder = DatasetVideoFinder()
+
+    def of(self, video: VideoSource) -> tuple[int, str]:
+        if self.given is not None:
+            return self.given, "option"
+        found = self.finder.find(video.path) if video.kind == "frames" else None
+        return (DEFAULT_VIDEO_ID, "default") if found is None else (found.video_id, "dataset")
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -179,7 +209,7 @@ class _Job:
 
     segmenter: VideoSegmenter
     frames: FrameRange
-    video_id: int
+    video_ids: _VideoIds
     outputs: OutputOptions
     checkpoint: Path | None
     force: bool
@@ -193,22 +223,25 @@ class _Job:
             with open_video(source, start=frames.start, end=frames.end, stride=frames.stride) as video:
                 with atomic_directory(target, force=self.force) as tmp:
                     count, tracks = self.segment_into(video, tmp, name)
+            low = sum(1 for t in tracks if t.score < LOW_SCORE)
         except (VistrError, OSError, torch.OutOfMemoryError) as err:
             message = str(err) if isinstance(err, VistrError) else f"{source}: {type(err).__name__}: {err}"
             return VideoStatus(source, name, "failed", message=" ".join(message.split()))
         fps = count / max(time.perf_counter() - started, 1e-9)
-        return VideoStatus(source, name, "done", frames=count, tracks=tracks, fps=fps)
+        return VideoStatus(source, name, "done", frames=count, tracks=len(tracks), low_score=low, fps=fps)
 
-    def segment_into(self, video: VideoSource, folder: Path, name: str) -> tuple[int, int]:
-        """Stream ``video`` through the segmenter and write every output into ``folder``."""
+    def segment_into(self, video: VideoSource, folder: Path, name: str) -> tuple[int, list[FinalTrack]]:
+        """Stream ``video`` through the segmenter and write every output into ``folder``; returns
+        the number of frames and the tracks."""
         segmenter, outputs = self.segmenter, self.outputs
+        video_id, video_id_from = self.video_ids.of(video)
         spool = folder / SPOOL_NAME
         count = self.stream_to_spool(video, spool, name)
         tracks = segmenter.tracks()
         size = segmenter.size or (video.height, video.width)
         categories = segmenter.model.categories
         results = build_results(
-            spool, tracks, num_frames=count, size=size, video_id=self.video_id, categories=categories
+            spool, tracks, num_frames=count, size=size, video_id=video_id, categories=categories
         )
         write_results(folder / "results.json", results)
         indices = [f.index for f in segmenter.frames]
@@ -226,8 +259,9 @@ class _Job:
         if outputs.render:
             _render(results, video, folder, categories, indices, outputs, self.progress)
         meta = _meta(segmenter, video, tracks, self.checkpoint, outputs)
+        meta.update(video_id=video_id, video_id_from=video_id_from)
         atomic_write_json(folder / "meta.json", meta, indent=1)  # last: marks the video finished
-        return count, len(tracks)
+        return count, list(tracks)
 
     def stream_to_spool(self, video: VideoSource, spool: Path, name: str) -> int:
         """Segment ``video``, appending each output frame's RLEs to ``spool``; the frame count."""

@@ -16,7 +16,9 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from ..config import LOW_SCORE
 from .crops import MaskCrop, crops_from_masks
+from .labels import place_labels
 from .palette import text_color_for, track_color
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -30,9 +32,11 @@ class OverlayStyle:
         alpha: mask opacity in [0, 1] (0 = masks not filled).
         contours: outline each mask in its colour.
         boxes: draw each instance's bounding box.
-        labels: draw a label (class, score, ``#track``) above each instance.
+        labels: draw a label (class, score, ``#track``) by each instance, clear of its mask and of
+            the other labels where there is room (see :mod:`.labels`).
         legend: add a legend panel (track, colour, class, score) to the right of the frame.
-        score_thr: instances (tracks) scoring below this are not drawn.
+        score_thr: instances (tracks) scoring below this are not drawn (default: the low-score
+            line :data:`~vistr_core.config.LOW_SCORE`).
         thickness: contour/box line width in pixels; None = scaled to the frame (2 px at 720p).
         font_scale: label text scale; None = scaled to the frame (0.6 at 720p).
     """
@@ -42,7 +46,7 @@ class OverlayStyle:
     boxes: bool = False
     labels: bool = True
     legend: bool = False
-    score_thr: float = 0.5
+    score_thr: float = LOW_SCORE
     thickness: int | None = None
     font_scale: float | None = None
 
@@ -114,6 +118,7 @@ def draw_crops(
     *,
     style: OverlayStyle = OverlayStyle(),
     out: np.ndarray | None = None,
+    keep_clear: Sequence[tuple[int, int, int, int]] = (),
 ) -> np.ndarray:
     """Draw instances given as crops (see :mod:`.crops`); later instances are drawn on top.
 
@@ -124,6 +129,8 @@ def draw_crops(
         labels: per instance, the label text ("" or None list = no label).
         style: what to draw (``style.score_thr`` is not applied here: pass only what to draw).
         out: where to draw (may be ``image`` itself); a copy of ``image`` if None.
+        keep_clear: ``(x0, y0, x1, y1)`` areas labels stay off where there is room (e.g. a caption
+            drawn afterwards).
 
     Returns:
         ``uint8 [H, W, 3]``, the frame with the instances drawn.
@@ -146,13 +153,15 @@ def draw_crops(
             cv2.rectangle(canvas, (x0, y0), (x1 - 1, y1 - 1), color, line)
     if style.labels and labels is not None:
         scale = style.text_scale(height, width)
-        for crop, color, text in zip(crops, colors, labels, strict=True):
-            if crop is None or not text:
-                continue
-            patch = label_patch(text, color, scale)
-            x0, y0 = crop.box[:2]
-            above = y0 - patch.shape[0]
-            paste(canvas, patch, min(x0, width - patch.shape[1]), above if above >= 0 else y0)
+        patches = [
+            label_patch(text, color, scale) if crop is not None and text else None
+            for crop, color, text in zip(crops, colors, labels, strict=True)
+        ]
+        sizes = [None if p is None else (p.shape[0], p.shape[1]) for p in patches]
+        spots = place_labels(crops, sizes, height, width, keep_clear=keep_clear)
+        for patch, spot in zip(patches, spots, strict=True):
+            if patch is not None and spot is not None:
+                paste(canvas, patch, *spot)
     return canvas
 
 

@@ -88,8 +88,8 @@ class OverlayWriter(CommitOnSuccess):
         width, height: source frame size; fps: output frame rate.
         style: what to draw.
         legends: per pane, the legend rows ``(track_id, text)`` (used when ``style.legend``).
-        titles: per pane, a caption in its bottom-left corner (e.g. "ground truth"), where it
-            rarely hides a label (labels sit above their objects); None for none.
+        titles: per pane, a caption in its bottom-left corner (e.g. "ground truth"), which labels
+            keep clear of where there is room; None for none.
         panes: number of copies of the frame side by side, each with its own instances.
         force: overwrite an existing output.
 
@@ -164,12 +164,15 @@ class OverlayWriter(CommitOnSuccess):
         for k, pane in enumerate(panes):
             x = k * self.pane_width
             view = canvas[:, x : x + self.width]
-            draw_crops(image, pane.crops, pane.track_ids, pane.labels, style=self.style, out=view)
+            title = self._titles[k]
+            clear = () if title is None else ((0, self.height - title.shape[0], title.shape[1], self.height),)
+            draw_crops(
+                image, pane.crops, pane.track_ids, pane.labels, style=self.style, out=view, keep_clear=clear
+            )
             legend = self._legends[k]
             if legend is not None:
                 present = [t for t, c in zip(pane.track_ids, pane.crops, strict=True) if c is not None]
                 legend.draw(canvas[:, x + self.width : x + self.pane_width], present)
-            title = self._titles[k]
             if title is not None:
                 paste(view, title, 0, self.height - title.shape[0])
         self.writer.write(canvas, index)
