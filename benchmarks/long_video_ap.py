@@ -1,0 +1,115 @@
+"""Does a model keep its identities through long videos? Video AP on long held-out videos against
+the AP of the same model on 24-frame clips of the same synthetic generator.
+
+The official YouTube-VIS metric scores a track over the whole video (Σ intersection / Σ union over
+every frame), so a track that fragments or switches identity in a 240-frame video is a miss there,
+while the same model may be right on every 24-frame clip. The ratio long AP / clip AP measures what
+window linking loses; each linking setting of the grid is scored on the same predictions' inputs.
+
+    python benchmarks/long_video_ap.py --checkpoint RUN/last.pt [--difficulty multi]
+        [--clips 30] [--long-videos 10] [--long-frames 240]
+        [--overlap 1 2] [--link-iou 0.3 0.5] [--max-gap 0 4]
+
+Prints one line per setting and writes benchmarks/results/long_video_ap.json (with the CPU model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from vistr_core import load_model
+from vistr_core.config import InferConfig
+from vistr_core.data.synthetic import generate_synthetic
+from vistr_core.eval.ytvis_eval import evaluate_ytvis
+from vistr_core.inference.split import predict_split
+
+RESULTS = Path(__file__).parent / "results" / "long_video_ap.json"
+
+
+def _cpu() -> dict[str, str]:
+    flags = ""
+    model = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+                flags = " ".join(f for f in line.split(":", 1)[1].split() if f in wanted)
+                break
+    except OSError:
+        pass
+    return {"model": model, "flags": flags}
+
+
+def _ap(model, root: Path, infer: InferConfig) -> dict[str, float]:
+    results, ground_truth = predict_split(root, "valid", model=model, infer=infer)
+    stats = evaluate_ytvis(ground_truth, results).stats
+    return {"AP": round(stats["AP"], 4), "AP50": round(stats["AP50"], 4), "tracks": len(results)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--difficulty", default="multi")
+    parser.add_argument("--clips", type=int, default=30, help="24-frame held-out videos")
+    parser.add_argument("--long-videos", type=int, default=10)
+    parser.add_argument("--long-frames", type=int, default=240)
+    parser.add_argument("--size", default="96x128", help="HxW of the synthetic frames")
+    parser.add_argument("--seed", type=int, default=101, help="generator seed (never a training seed)")
+    parser.add_argument("--overlap", type=int, nargs="+", default=[None])
+    parser.add_argument("--link-iou", type=float, nargs="+", default=[0.5])
+    parser.add_argument("--max-gap", type=int, nargs="+", default=[None])
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    height, width = (int(v) for v in args.size.split("x"))
+    model = load_model(args.checkpoint)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        clips, long = Path(tmp) / "clips", Path(tmp) / "long"
+        common = {"videos": 1, "size": (height, width), "seed": args.seed, "difficulty": args.difficulty}
+        generate_synthetic(clips, valid_videos=args.clips, frames=24, **common)
+        generate_synthetic(long, valid_videos=args.long_videos, frames=args.long_frames, **common)
+        for overlap, link_iou, max_gap in itertools.product(args.overlap, args.link_iou, args.max_gap):
+            infer = InferConfig(overlap=overlap, link_iou=link_iou, max_gap=max_gap)
+            started = time.perf_counter()
+            clip, video = _ap(model, clips, infer), _ap(model, long, infer)
+            row = {
+                "overlap": overlap,
+                "link_iou": link_iou,
+                "max_gap": max_gap,
+                "clip": clip,
+                "long": video,
+                "ratio": round(video["AP"] / clip["AP"], 3) if clip["AP"] > 0 else None,
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    report = {
+        "checkpoint": str(args.checkpoint),
+        "difficulty": args.difficulty,
+        "clips": args.clips,
+        "long_videos": args.long_videos,
+        "long_frames": args.long_frames,
+        "num_frames": model.num_frames,
+        "cpu": _cpu(),
+        "torch": torch.__version__,
+        "rows": rows,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
