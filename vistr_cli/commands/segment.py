@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vistr_cli.errors import fail, reports_errors, stderr
-from vistr_cli.options import AmpOpt, CheckpointOpt, DeviceOpt, ForceOpt
+from vistr_cli.options import AmpOpt, CheckpointOpt, DeviceOpt, ForceOpt, PrecisionOpt, precision_choice
 from vistr_cli.progress import RichProgress
 from vistr_core.config import InferConfig
 from vistr_core.inference.segment import (
@@ -38,7 +38,8 @@ def segment(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder; each video gets OUT/<name>/.")],
     checkpoint: CheckpointOpt = None,
     device: DeviceOpt = "auto",
-    amp: AmpOpt = False,
+    precision: PrecisionOpt = None,
+    amp: AmpOpt = None,
     overlap: Annotated[
         int | None,
         typer.Option(help="Frames shared by consecutive windows (default T // 4: 9 for the paper's T = 36)."),
@@ -88,7 +89,7 @@ def segment(
         max_tracks=max_tracks,
         min_track_len=min_track_len,
         window_batch=window_batch,
-        amp=amp,
+        precision=precision_choice(precision, amp),
         link_iou=link_iou,
         max_gap=max_gap,
     )
@@ -134,7 +135,8 @@ def _rank_device(device: str, world_size: int) -> str:
 
 
 def _print_summary(summary: SegmentSummary, out: Path, tag: str) -> None:
-    table = Table(title=f"{tag}vistr segment → {out}", title_justify="left")
+    precision = f" ({summary.precision.name}: {summary.precision.reason})" if summary.precision else ""
+    table = Table(title=f"{tag}vistr segment → {out}{escape(precision)}", title_justify="left")
     for column, justify in (
         ("video", "left"),
         ("frames", "right"),
