@@ -136,6 +136,7 @@ def dataset_source(
         start = time.perf_counter()
         results, gt = predict_split(data, split, model=model, infer=InferConfig(precision=name))
         seconds[name] = time.perf_counter() - start
+        print(f"predicted {split} in {name}: {seconds[name]:.0f} s", flush=True)
         stats[name] = evaluate_ytvis(gt, results).stats
     agreement = Agreement()
     _compare(model, device, dtype, _dataset_clips(model, data, split), agreement)
@@ -166,10 +167,13 @@ def main() -> None:
     parser.add_argument("--precision", default="bf16", choices=["bf16", "fp16"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-parity", action="store_true", help="skip the parity fixture")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (1 is steadier on a busy machine)")
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "precision_accuracy.json"
     )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = select_device(args.device)
     dtype = resolve_precision(args.precision, device).dtype
     rows = [] if args.no_parity else [parity_source(device, dtype)]
