@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vistr_cli.app import app
+from vistr_core.config import InferConfig
 from vistr_core.eval import PER_VIDEO_COLUMNS, STAT_NAMES
 
 SEED101 = Path(__file__).parent / "fixtures" / "ytvis-eval" / "seed101"
@@ -180,7 +181,7 @@ def test_checkpoint_mode_predicts_writes_results_and_scores(runner, monkeypatch,
             "split": "train",
             "checkpoint": ckpt,
             "device": "cpu",
-            "infer": None,
+            "infer": InferConfig(precision="auto"),  # the CLI's default
         }
     ]
     assert json.loads((out.parent / "results.json").read_text()) == preds
@@ -201,7 +202,7 @@ def test_checkpoint_mode_defaults_beside_the_checkpoint_and_refuses_overwrite(ru
     args = ["eval", "--data", str(tmp_path), "--checkpoint", str(ckpt), "--amp"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert calls[0]["split"] == "valid" and calls[0]["infer"].amp is True
+    assert calls[0]["split"] == "valid" and calls[0]["infer"].precision == "auto"  # --amp's meaning
     folder = tmp_path / "run" / "eval_valid"
     assert (folder / "results.json").exists() and (folder / "metrics.json").exists()
     again = runner.invoke(app, args)

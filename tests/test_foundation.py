@@ -173,16 +173,6 @@ def test_device_selection(monkeypatch):
         device_mod.select_device("cuda:2")
 
 
-def test_amp_dtype_choice(monkeypatch):
-    assert device_mod.amp_dtype(torch.device("cpu")) is None
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
-    assert device_mod.amp_dtype(torch.device("cuda")) is torch.bfloat16
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
-    assert device_mod.amp_dtype(torch.device("cuda")) is torch.float16
-    with device_mod.autocast(torch.device("cpu"), enabled=True):
-        assert not torch.is_autocast_enabled()
-
-
 def test_cli_version_and_help():
     runner = CliRunner()
     result = runner.invoke(app, ["--version"])

@@ -36,6 +36,7 @@ def test_cli_trains_and_refuses_to_overwrite(dataset, tmp_path, micro):
 
     result = CliRunner().invoke(app, command(2))
     assert result.exit_code == 0, result.output
+    assert "precision: fp32 (--amp not set)" in result.output
     assert (out / "last.pt").is_file() and (out / "config.json").is_file()
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [1, 2]

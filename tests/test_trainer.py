@@ -189,13 +189,14 @@ def test_optimizer_gives_the_backbone_its_own_learning_rate():
 def test_cuda_mixed_precision_trains_and_resumes(dataset, tmp_path):
     import math
 
-    from vistr_core.engine.device import amp_dtype
+    from vistr_core.engine.device import training_precision
 
     overrides = {**FAST, "max_iters": 2, "amp": True}
     first = train(dataset, preset=micro_preset(), out_dir=tmp_path / "r", overrides=overrides, device="cuda")
     assert all(math.isfinite(v) for v in first.losses.values())
     ckpt = read_checkpoint(first.last_checkpoint)
-    fp16 = amp_dtype(torch.device("cuda")) == torch.float16
+    fp16 = training_precision(True, torch.device("cuda")).name == "fp16"
+    assert first.precision.name == ("fp16" if fp16 else "bf16")
     assert (ckpt["scaler"] is not None) == fp16  # loss scaling only for fp16; bf16 needs none
     resumed = train(
         dataset, preset=micro_preset(), out_dir=tmp_path / "r", overrides={**overrides, "max_iters": 3},

@@ -7,16 +7,27 @@ from typing import Annotated
 
 import typer
 
+from vistr_core.errors import ConfigError
+
 DeviceOpt = Annotated[
     str,
     typer.Option(
         "--device", help="auto (CUDA if present, else CPU), cpu, cuda or cuda:N.", show_default=True
     ),
 ]
-AmpOpt = Annotated[
-    bool,
+PrecisionOpt = Annotated[
+    str | None,
     typer.Option(
-        "--amp/--no-amp", help="Mixed precision on CUDA (bf16 where supported, else fp16). Ignored on CPU."
+        "--precision",
+        help="auto (bf16 on CUDA and on CPUs with native bf16: AMX or AVX512-BF16; else fp32), fp32, bf16 "
+        "or fp16 (CUDA only). Default auto.",
+        show_default=False,
+    ),
+]
+AmpOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--amp/--no-amp", help="Aliases of --precision auto / --precision fp32.", show_default=False
     ),
 ]
 ForceOpt = Annotated[
@@ -36,3 +47,14 @@ PresetOpt = Annotated[
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
 WorkersOpt = Annotated[int | None, typer.Option("--workers", help="Data loading worker processes.")]
+
+
+def precision_choice(precision: str | None, amp: bool | None) -> str:
+    """``--precision`` with its ``--amp``/``--no-amp`` aliases folded in (default auto)."""
+    alias = None if amp is None else ("auto" if amp else "fp32")
+    if precision is not None and alias is not None and precision != alias:
+        flag = "--amp" if amp else "--no-amp"
+        raise ConfigError(
+            f"{flag} means --precision {alias}, which contradicts --precision {precision}; give one"
+        )
+    return precision or alias or "auto"

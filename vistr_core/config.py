@@ -16,6 +16,7 @@ from .errors import ConfigError
 _C = TypeVar("_C")
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
@@ -206,7 +207,9 @@ class InferConfig:
     track. An instance left unlinked may instead resume a track whose mask vanished at most
     ``max_gap`` frames before its own first mask (None = T frames, 0 = never): the same IoU rule on
     the track's last mask and the instance's first one. ``window_batch`` windows go through the
-    model at once.
+    model at once. ``precision``: "fp32" (the default here: reproducible, what the parity tests
+    use), "bf16", "fp16" (CUDA only) or "auto" (bf16 on CUDA devices and CPUs with native bf16,
+    else fp32: :func:`vistr_core.engine.device.resolve_precision`; the CLI's default).
     """
 
     overlap: int | None = None
@@ -215,7 +218,7 @@ class InferConfig:
     max_tracks: int | None = None
     min_track_len: int = 1
     window_batch: int = 1
-    amp: bool = False
+    precision: str = "fp32"
     link_iou: float = 0.5
     class_penalty: float = 0.5
     max_gap: int | None = None
@@ -234,6 +237,10 @@ class InferConfig:
             (0.0 <= self.link_iou <= 1.0, f"--link-iou must be in [0, 1], got {self.link_iou}"),
             (self.class_penalty >= 0.0, f"--class-penalty must be >= 0, got {self.class_penalty}"),
             (self.max_gap is None or self.max_gap >= 0, f"--max-gap must be >= 0, got {self.max_gap}"),
+            (
+                self.precision in PRECISIONS,
+                f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}",
+            ),
         )
         for ok, message in checks:
             if not ok:

@@ -11,10 +11,11 @@ from rich.table import Table
 
 from vistr_cli.console import print_table, stdout_console
 from vistr_cli.errors import reports_errors, stderr
-from vistr_cli.options import AmpOpt, CheckpointOpt, DeviceOpt, ForceOpt
+from vistr_cli.options import AmpOpt, CheckpointOpt, DeviceOpt, ForceOpt, PrecisionOpt, precision_choice
 from vistr_cli.progress import RichProgress
 from vistr_core.atomic import atomic_write_json, refuse_overwrite
 from vistr_core.config import InferConfig
+from vistr_core.engine.device import resolve_precision, select_device
 from vistr_core.errors import ConfigError, VistrError
 from vistr_core.eval import EvalResult, evaluate_ytvis, write_per_video_csv
 from vistr_core.eval.params import STAT_DEFINITIONS, STAT_NAMES
@@ -45,7 +46,8 @@ def evaluate(
     ] = None,
     checkpoint: CheckpointOpt = None,
     device: DeviceOpt = "auto",
-    amp: AmpOpt = False,
+    precision: PrecisionOpt = None,
+    amp: AmpOpt = None,
     json_out: Annotated[
         Path | None,
         typer.Option(
@@ -76,16 +78,23 @@ def evaluate(
     if file_mode:
         if gt is None or results is None:
             raise ConfigError(f"--gt and --results go together; {USAGE}")
-        if device != "auto" or amp:
+        if device != "auto" or precision is not None or amp is not None:
             raise ConfigError(
-                "--device and --amp only apply with --data/--checkpoint; drop them to score a file"
+                "--device, --precision and --amp only apply with --data/--checkpoint; drop them to score a file"
             )
         _refuse_outputs([json_out, per_video], force)
         with RichProgress(transient=True) as progress:
             result = evaluate_ytvis(gt, results, per_video=per_video is not None, progress=progress)
     elif model_mode:
         result, json_out = _predict_and_score(
-            data, split or "valid", checkpoint, device, amp, json_out, per_video, force
+            data,
+            split or "valid",
+            checkpoint,
+            device,
+            precision_choice(precision, amp),
+            json_out,
+            per_video,
+            force,
         )
     else:
         raise ConfigError(f"nothing to score; {USAGE}")
@@ -105,7 +114,7 @@ def _predict_and_score(
     split: str,
     checkpoint: Path | None,
     device: str,
-    amp: bool,
+    precision: str,
     json_out: Path | None,
     per_video: Path | None,
     force: bool,
@@ -129,7 +138,7 @@ def _predict_and_score(
             "run vistr segment and score with --gt/--results"
         ) from None
 
-    infer = InferConfig(amp=True) if amp else None
+    infer = InferConfig(precision=precision)
     with RichProgress() as progress:
         predictions, ground_truth = predict_split(
             data, split, checkpoint, device=device, infer=infer, progress=progress
@@ -137,7 +146,8 @@ def _predict_and_score(
         # Written before scoring: the predictions are a complete, reusable file on their own.
         atomic_write_json(results_path, predictions)
         result = evaluate_ytvis(ground_truth, predictions, per_video=per_video is not None, progress=progress)
-    stderr.print(f"wrote {escape(str(results_path))}")
+    used = resolve_precision(precision, select_device(device))
+    stderr.print(f"predicted in {used.name} ({escape(used.reason)}); wrote {escape(str(results_path))}")
     return result, metrics_path
 
 

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from vistr_cli.console import print_table, stdout_console
 from vistr_cli.errors import fail, reports_errors, stderr
-from vistr_cli.options import AmpOpt, CheckpointOpt, DeviceOpt, ForceOpt
+from vistr_cli.options import AmpOpt, CheckpointOpt, DeviceOpt, ForceOpt, PrecisionOpt, precision_choice
 from vistr_cli.progress import RichProgress
 from vistr_core.config import LOW_SCORE, InferConfig
 from vistr_core.errors import ConfigError
@@ -39,7 +39,8 @@ def segment(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder; each video gets OUT/<name>/.")],
     checkpoint: CheckpointOpt = None,
     device: DeviceOpt = "auto",
-    amp: AmpOpt = False,
+    precision: PrecisionOpt = None,
+    amp: AmpOpt = None,
     overlap: Annotated[
         int | None,
         typer.Option(help="Frames shared by consecutive windows (default T // 4: 9 for the paper's T = 36)."),
@@ -102,7 +103,7 @@ def segment(
             max_tracks=max_tracks,
             min_track_len=min_track_len,
             window_batch=window_batch,
-            amp=amp,
+            precision=precision_choice(precision, amp),
             link_iou=link_iou,
             max_gap=max_gap,
         )
@@ -151,6 +152,7 @@ def _rank_device(device: str, world_size: int) -> str:
 
 
 def _print_summary(summary: SegmentSummary, out: Path, tag: str) -> None:
+    precision = f" ({summary.precision.name}: {summary.precision.reason})" if summary.precision else ""
     table = Table()
     for column, justify in (
         ("video", "left"),
@@ -167,7 +169,7 @@ def _print_summary(summary: SegmentSummary, out: Path, tag: str) -> None:
         fps, frames = (f"{v.fps:.1f}", str(v.frames)) if done else ("-", "-")
         tracks, low = (str(v.tracks), str(v.low_score)) if done else ("-", "-")
         table.add_row(escape(v.name), frames, tracks, low, fps, f"[{colors[v.status]}]{v.status}[/]")
-    print_table(stdout_console(), f"{tag}vistr segment → {out}", table)
+    print_table(stdout_console(), f"{tag}vistr segment → {out}{precision}", table)
     _print_notes(summary, tag)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from vistr_cli.errors import reports_errors, stderr
 from vistr_cli.options import DeviceOpt, ForceOpt, PresetOpt
@@ -72,7 +73,8 @@ def train(
         bool | None,
         typer.Option(
             "--amp/--no-amp",
-            help="Mixed precision on CUDA (bf16 where supported, else fp16 with loss scaling).",
+            help="Mixed precision: on CUDA bf16 where supported, else fp16 with loss scaling; on a CPU with "
+            "native bf16 (AMX or AVX512-BF16) bf16; elsewhere fp32 (the report says why).",
         ),
     ] = None,
     workers: Annotated[
@@ -125,6 +127,7 @@ def _report(summary: TrainSummary) -> None:
         f"{k.removeprefix('loss_')} {v:.4f}" for k, v in summary.losses.items() if not k[-1].isdigit()
     )
     stderr.print(f"[bold]{state}[/] after {summary.steps} steps ({summary.seconds:.0f} s): {losses}")
+    stderr.print(f"precision: {summary.precision.name} ({escape(summary.precision.reason)})")
     for step, metrics in sorted(summary.evaluations.items()):
         stderr.print(f"eval at step {step}: " + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
     typer.echo(str(summary.last_checkpoint))

@@ -32,7 +32,7 @@ from ..losses import SetCriterion, build_criterion
 from ..presets import get_preset
 from ..progress import ProgressCallback, ProgressUpdate, no_progress
 from .checkpoint import read_checkpoint
-from .device import amp_dtype, autocast
+from .device import PrecisionChoice, autocast, training_precision
 from .distributed import DistContext, cleanup_distributed, global_any, global_mean, init_distributed
 from .feed import TrainFeed, build_feed
 from .interrupt import stop_on_signals
@@ -68,6 +68,7 @@ class TrainSummary:
         resumed_from: the checkpoint a resumed run started from.
         seconds: wall time of this call.
         evaluations: step -> metrics of the periodic evaluations.
+        precision: what the model ran in (``--amp`` and the device decide; the reason says why).
     """
 
     run_dir: Path
@@ -79,6 +80,7 @@ class TrainSummary:
     resumed_from: Path | None = None
     seconds: float = 0.0
     evaluations: dict[int, dict[str, float]] = field(default_factory=dict)
+    precision: PrecisionChoice = PrecisionChoice("fp32", "--amp not set")
 
 
 @dataclass
@@ -97,6 +99,7 @@ class _Run:
     criterion: SetCriterion
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
+    precision: PrecisionChoice  # chosen once from --amp and the device
     scaler: torch.amp.GradScaler | None
     feed: TrainFeed
     position: Position
@@ -109,10 +112,6 @@ class _Run:
     shown: dict[str, float] = field(default_factory=dict)  # what the progress bar shows
     saved: Position | None = None  # the position last.pt holds
     evaluations: dict[int, dict[str, float]] = field(default_factory=dict)
-
-    @property
-    def amp(self) -> bool:
-        return self.config.amp and amp_dtype(self.ctx.device) is not None
 
     @property
     def total_steps(self) -> int:
@@ -171,6 +170,7 @@ def train(
         resumed_from=resumed_from,
         seconds=time.perf_counter() - started,
         evaluations=dict(run.evaluations),
+        precision=run.precision,
     )
 
 
@@ -255,13 +255,15 @@ def _prepare(
     if config.calibrate_backbone and init_from is None and checkpoint is None:
         _calibrate_backbone(module, feed, ctx.device)
     optimizer = build_optimizer(module, config)
+    precision = training_precision(config.amp, ctx.device)
     run = _Run(
         ctx=ctx, run_dir=run_dir, preset=saved.preset if saved and saved.preset else preset.name,
         model_config=model_config, data_config=data_config, config=config, categories=categories,
         model=module, module=module, criterion=build_criterion(categories.num_classes, config).to(ctx.device),
         optimizer=optimizer, scheduler=build_scheduler(optimizer, config),
-        scaler=_grad_scaler(ctx.device, config.amp), feed=feed, position=Position(), data_root=data_root,
-        split=split, eval_split=eval_split, progress=progress if ctx.is_main else no_progress, metrics=None,
+        precision=precision, scaler=_grad_scaler(ctx.device, precision), feed=feed, position=Position(),
+        data_root=data_root, split=split, eval_split=eval_split,
+        progress=progress if ctx.is_main else no_progress, metrics=None,
     )  # fmt: skip
     if checkpoint is not None:
         _restore(run, checkpoint, saved.position)
@@ -301,9 +303,9 @@ def _calibrate_backbone(module: nn.Module, feed: TrainFeed, device: torch.device
     module.vistr.backbone[0].calibrate_batchnorm(clips)
 
 
-def _grad_scaler(device: torch.device, amp: bool) -> torch.amp.GradScaler | None:
+def _grad_scaler(device: torch.device, precision: PrecisionChoice) -> torch.amp.GradScaler | None:
     """fp16 needs loss scaling; bf16 (and fp32) do not."""
-    if amp and amp_dtype(device) == torch.float16:
+    if precision.name == "fp16":
         return torch.amp.GradScaler(device.type)
     return None
 
@@ -384,7 +386,7 @@ def _step(run: _Run, group: list[ClipBatch], meter: _Meter, data_seconds: float)
 
 
 def _forward_losses(run: _Run, batch: ClipBatch) -> dict[str, Tensor]:
-    with autocast(run.ctx.device, run.amp):
+    with autocast(run.ctx.device, run.precision.dtype):
         outputs = run.model(batch.frames, batch.pad_mask)
     # The criterion runs outside autocast: matching costs and losses in float32.
     return run.criterion(outputs, batch.targets)

@@ -85,21 +85,22 @@ def upsample_masks(mask_logits: Tensor, size: tuple[int, int], logit_thr: float)
 
 
 class WindowPredictor:
-    """Runs ``model`` on batches of windows under ``torch.inference_mode`` (and autocast if ``amp``).
+    """Runs ``model`` on batches of windows under ``torch.inference_mode`` (and autocast to
+    ``dtype`` unless it is None, i.e. fp32). Outputs are returned in float32 whatever the dtype.
 
     ``model`` is a VisTR in eval mode with ``.categories`` (a CategoryMap).
     """
 
-    def __init__(self, model: nn.Module, *, device: torch.device, amp: bool = False) -> None:
+    def __init__(self, model: nn.Module, *, device: torch.device, dtype: torch.dtype | None = None) -> None:
         self.model = model
         self.device = device
-        self.amp = amp
+        self.dtype = dtype
         self.unused_classes = sorted(model.categories.unused)
 
     @torch.inference_mode()
     def __call__(self, frames: Tensor) -> list[WindowPrediction]:
         """frames: [B, T, 3, H, W] normalized → B predictions."""
         frames = frames.to(self.device, non_blocking=True)
-        with autocast(self.device, self.amp):
+        with autocast(self.device, self.dtype):
             out = self.model(frames, None)
         return postprocess(out["pred_logits"], out["pred_masks"], unused_classes=self.unused_classes)

@@ -29,7 +29,7 @@ from ..categories import CategoryMap
 from ..config import LOW_SCORE, InferConfig, config_to_dict
 from ..data.dataset_video import DatasetVideoFinder
 from ..data.video_io import VideoSource, iter_videos, open_video
-from ..engine.device import select_device
+from ..engine.device import PrecisionChoice, select_device
 from ..errors import ConfigError, VistrError
 from ..progress import ProgressCallback, ProgressUpdate, no_progress
 from .segmenter import VideoSegmenter
@@ -85,9 +85,11 @@ class VideoStatus:
 
 @dataclass
 class SegmentSummary:
-    """Per-video outcomes of :func:`segment_videos` (this rank's share when sharded)."""
+    """Per-video outcomes of :func:`segment_videos` (this rank's share when sharded), and the
+    precision the model ran in (None when every video was skipped and no model was loaded)."""
 
     videos: list[VideoStatus] = field(default_factory=list)
+    precision: PrecisionChoice | None = None
 
     @property
     def failed(self) -> list[VideoStatus]:
@@ -163,6 +165,7 @@ def segment_videos(
         segmenter = VideoSegmenter(model, infer=infer, device=None if device == "auto" else device)
         ids = _VideoIds(video_id)
         job = _Job(segmenter, frames, ids, outputs, checkpoint, force, progress)
+        summary.precision = segmenter.precision
     for done, (video, name) in enumerate(mine):
         progress(ProgressUpdate("videos", done, len(mine), description=name))
         if job is None or (not force and is_finished(out_dir / name)):
@@ -341,6 +344,7 @@ def _meta(
             "overlap": segmenter.overlap,
             "window": segmenter.num_frames,
             "device": str(segmenter.device),
+            "precision": segmenter.precision.to_dict(),
             "model": config_to_dict(model.config),
             "outputs": {"png": outputs.png, "mots": outputs.mots, "render": outputs.render},
         },

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from ..config import InferConfig
 from ..data.prefetch import prefetch
 from ..data.transforms import preprocess_frames
-from ..engine.device import select_device
+from ..engine.device import resolve_precision, select_device
 from .predictor import WindowPrediction, WindowPredictor, mask_logit_threshold, upsample_masks
 from .tracker import FinalTrack, TrackBook, active_slots, link_slots, majority_class, sequence_iou
 from .windows import Window, check_overlap, default_overlap, iter_windows, ownership_cut
@@ -128,7 +128,8 @@ class VideoSegmenter:
         overlap = self.infer.overlap if self.infer.overlap is not None else default_overlap(self.num_frames)
         self.overlap = check_overlap(overlap, self.num_frames)
         self.logit_thr = mask_logit_threshold(self.infer.mask_thr)
-        self.predictor = WindowPredictor(model, device=self.device, amp=self.infer.amp)
+        self.precision = resolve_precision(self.infer.precision, self.device)
+        self.predictor = WindowPredictor(model, device=self.device, dtype=self.precision.dtype)
         self.data_config = model.data_config
         self.max_gap = self.infer.max_gap if self.infer.max_gap is not None else self.num_frames
         self.book = TrackBook()
