@@ -190,7 +190,7 @@ def test_segment_records_the_chosen_precision(tmp_path, cpu_flags):
     video = write_scene_video(tmp_path / "clip.mp4", 5, height=48, width=80)
     result = CliRunner().invoke(app, ["segment", str(video), "-o", str(tmp_path / "out"), "-c", str(ckpt)])
     assert result.exit_code == 0, result.output
-    assert "bf16: auto: CPU with native bf16 (AMX)" in " ".join(result.output.split())
+    assert "precision bf16 (auto: CPU with native bf16 (AMX))" in result.output.splitlines()
     meta = json.loads((tmp_path / "out" / "clip" / "meta.json").read_text())
     assert meta["settings"]["precision"] == {
         "precision": "bf16",
@@ -205,24 +205,26 @@ def test_segment_records_the_chosen_precision(tmp_path, cpu_flags):
 
 
 @pytest.mark.parametrize(
-    ("flags", "message"),
+    ("flags", "code", "message"),
     [
         (
             ["--precision", "fp16"],
+            1,
             "error: --precision fp16 needs a CUDA device (this is cpu); use bf16 or fp32",
         ),
-        (
+        (  # contradicting options are a usage error, found before any video is opened
             ["--amp", "--precision", "fp32"],
+            2,
             "error: --amp means --precision auto, which contradicts --precision fp32; give one",
         ),
     ],
 )
-def test_segment_refuses_impossible_precisions_in_one_line(tmp_path, flags, message):
+def test_segment_refuses_impossible_precisions_in_one_line(tmp_path, flags, code, message):
     ckpt = _tiny_checkpoint(tmp_path)
     video = write_scene_video(tmp_path / "clip.mp4", 5, height=48, width=80)
     out = tmp_path / "out"
     args = ["segment", str(video), "-o", str(out), "-c", str(ckpt), "--device", "cpu", *flags]
     result = CliRunner().invoke(app, args)
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert result.exit_code == 1 and lines == [message]
+    assert result.exit_code == code and lines == [message]
     assert not out.exists() or not any(out.iterdir())

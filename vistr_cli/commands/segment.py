@@ -152,7 +152,6 @@ def _rank_device(device: str, world_size: int) -> str:
 
 
 def _print_summary(summary: SegmentSummary, out: Path, tag: str) -> None:
-    precision = f" ({summary.precision.name}: {summary.precision.reason})" if summary.precision else ""
     table = Table()
     for column, justify in (
         ("video", "left"),
@@ -169,11 +168,15 @@ def _print_summary(summary: SegmentSummary, out: Path, tag: str) -> None:
         fps, frames = (f"{v.fps:.1f}", str(v.frames)) if done else ("-", "-")
         tracks, low = (str(v.tracks), str(v.low_score)) if done else ("-", "-")
         table.add_row(escape(v.name), frames, tracks, low, fps, f"[{colors[v.status]}]{v.status}[/]")
-    print_table(stdout_console(), f"{tag}vistr segment → {out}{precision}", table)
+    print_table(stdout_console(), f"{tag}vistr segment → {out}", table)
     _print_notes(summary, tag)
 
 
 def _print_notes(summary: SegmentSummary, tag: str) -> None:
+    if summary.precision is not None:
+        stderr.print(
+            f"{tag}precision {summary.precision.name} ({escape(summary.precision.reason)})", soft_wrap=True
+        )
     low = sum(v.low_score for v in summary.videos)
     if low:
         stderr.print(
