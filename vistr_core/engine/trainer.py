@@ -25,13 +25,13 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..categories import CategoryMap
+from ..checkpoint_io import read_checkpoint
 from ..config import DataConfig, ModelConfig, Preset, TrainConfig
 from ..data.clip import ClipBatch
 from ..errors import ConfigError, VistrError
 from ..losses import SetCriterion, build_criterion
 from ..presets import get_preset
 from ..progress import ProgressCallback, ProgressUpdate, no_progress
-from .checkpoint import read_checkpoint
 from .device import amp_dtype, autocast
 from .distributed import DistContext, cleanup_distributed, global_any, global_mean, init_distributed
 from .feed import TrainFeed, build_feed

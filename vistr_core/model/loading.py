@@ -1,6 +1,6 @@
 """Loading VisTR weights: our checkpoints, the official release files, DETR initializations.
 
-Every file goes through :func:`vistr_core.engine.checkpoint.read_checkpoint` (``weights_only``),
+Every file goes through :func:`vistr_core.checkpoint_io.read_checkpoint` (``weights_only``),
 so a checkpoint never runs code. Anything that does not fit raises a one-line
 :class:`CheckpointError` naming the file, the offending keys and shapes, and what to pass instead.
 """
@@ -18,8 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from ..categories import CategoryMap
+from ..checkpoint_io import CHECKPOINT_FORMAT, CHECKPOINT_SCHEMA, is_vistr_checkpoint, read_checkpoint
 from ..config import DataConfig, ModelConfig, TrainConfig, config_from_dict, config_to_dict
-from ..engine.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_SCHEMA, is_vistr_checkpoint, read_checkpoint
 from ..errors import CheckpointError, ConfigError
 from ..presets import get_preset
 from .vistr import VisTR, build_vistr
