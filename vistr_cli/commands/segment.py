@@ -37,6 +37,10 @@ def segment(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder; each video gets OUT/<name>/.")],
     checkpoint: CheckpointOpt = None,
+    num_frames: Annotated[
+        int | None,
+        typer.Option(help="T for an official checkpoint, a divisor of its queries (default 36)."),
+    ] = None,
     device: DeviceOpt = "auto",
     amp: AmpOpt = False,
     overlap: Annotated[
@@ -107,6 +111,7 @@ def segment(
             inputs,
             out,
             checkpoint=checkpoint,
+            num_frames=num_frames,
             infer=infer,
             device=device,
             outputs=OutputOptions(png=png, mots=mots, render=render),

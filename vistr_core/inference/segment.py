@@ -109,6 +109,7 @@ def segment_videos(
     *,
     checkpoint: Path | None = None,
     model: nn.Module | None = None,
+    num_frames: int | None = None,
     infer: InferConfig | None = None,
     device: str | torch.device = "auto",
     outputs: OutputOptions | None = None,
@@ -127,6 +128,7 @@ def segment_videos(
         checkpoint: a `vistr train` checkpoint or an official release file (or pass ``model``).
         model: an already loaded VisTR (with ``.config``, ``.categories``, ``.data_config``); it
             stays on its device when ``device`` is "auto".
+        num_frames: T for an official checkpoint (its n*T queries do not say T; default 36).
         video_id: the ``video_id`` written in every results.json.
         on_video: called with each video's status as soon as it is known.
     Returns:
@@ -144,7 +146,8 @@ def segment_videos(
     job: _Job | None = None
     if todo:
         if model is None:
-            model = _load(checkpoint, select_device(device) if isinstance(device, str) else device)
+            device_ = select_device(device) if isinstance(device, str) else device
+            model = _load(checkpoint, device_, num_frames)
         # a given model stays on its device unless a device is asked for explicitly
         segmenter = VideoSegmenter(model, infer=infer, device=None if device == "auto" else device)
         job = _Job(segmenter, frames, video_id, outputs, checkpoint, force, progress)
@@ -165,12 +168,12 @@ def _inside(path: Path, folder: Path) -> bool:
     return Path(path).resolve().is_relative_to(Path(folder).resolve())
 
 
-def _load(checkpoint: Path | None, device: torch.device) -> nn.Module:
+def _load(checkpoint: Path | None, device: torch.device, num_frames: int | None = None) -> nn.Module:
     if checkpoint is None:
         raise ConfigError(f"no model given; {CHECKPOINT_HINT}")
     from .. import load_model
 
-    return load_model(checkpoint, device=device)
+    return load_model(checkpoint, num_frames=num_frames, device=device)
 
 
 @dataclass(frozen=True)
