@@ -65,6 +65,8 @@ class TrainSummary:
         epoch: the epoch in progress (== epochs when training finished its schedule).
         losses: the loss terms of the last step (averaged over ranks).
         interrupted: stopped early by SIGINT/SIGTERM (``last.pt`` holds the position).
+        stop_signal: the signal that stopped it ("SIGINT", "SIGTERM"; "" when it finished or,
+            under DDP, on a rank told to stop by another).
         resumed_from: the checkpoint a resumed run started from.
         seconds: wall time of this call.
         evaluations: step -> metrics of the periodic evaluations.
@@ -76,6 +78,7 @@ class TrainSummary:
     epoch: int
     losses: dict[str, float]
     interrupted: bool = False
+    stop_signal: str = ""
     resumed_from: Path | None = None
     seconds: float = 0.0
     evaluations: dict[int, dict[str, float]] = field(default_factory=dict)
@@ -158,7 +161,7 @@ def train(
             ctx, Path(data_root), split, preset, Path(out_dir), dict(overrides or {}),
             num_frames, resume, init_from, force, eval_split, progress,
         )  # fmt: skip
-        interrupted = _fit(run)
+        stop_signal = _fit(run)
     finally:
         cleanup_distributed(ctx)
     return TrainSummary(
@@ -167,7 +170,8 @@ def train(
         steps=run.position.step,
         epoch=run.position.epoch,
         losses=dict(run.losses),
-        interrupted=interrupted,
+        interrupted=stop_signal is not None,
+        stop_signal=stop_signal or "",
         resumed_from=resumed_from,
         seconds=time.perf_counter() - started,
         evaluations=dict(run.evaluations),
@@ -330,8 +334,8 @@ def _wrap_ddp(module: nn.Module, ctx: DistContext) -> nn.Module:
 # The loop
 
 
-def _fit(run: _Run) -> bool:
-    """Train until the schedule ends; True if stopped by a signal."""
+def _fit(run: _Run) -> str | None:
+    """Train until the schedule ends; the stop signal's name ("" from another rank) if stopped."""
     meter = _Meter()
     with stop_on_signals() as stop:
         while run.position.step < run.total_steps and run.position.epoch < run.config.epochs:
@@ -340,7 +344,7 @@ def _fit(run: _Run) -> bool:
                 _after_step(run, meter)
                 if global_any(stop.requested, run.ctx.device):
                     save_checkpoint(run, numbered=False)
-                    return True
+                    return stop.signal_name
                 if run.position.step >= run.total_steps:
                     break
             else:
@@ -349,7 +353,7 @@ def _fit(run: _Run) -> bool:
     run.progress(
         ProgressUpdate("iterations", run.position.step, run.total_steps, done=True, info=_short(run.losses))
     )
-    return False
+    return None
 
 
 def _end_epoch(run: _Run) -> None:
