@@ -64,3 +64,52 @@ def test_a_signal_saves_last_pt_and_exits_non_zero(dataset, tmp_path, micro, mon
     resumed = CliRunner().invoke(app, command(dataset, out, "--resume"))
     assert resumed.exit_code == 0, resumed.output
     assert read_checkpoint(out / "last.pt")["step"] == 4
+
+
+@pytest.fixture
+def corrupt_dataset(dataset, tmp_path):
+    """The dataset with one training frame cut to 300 bytes; returns (root, the broken frame)."""
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(dataset, root)
+    frame = sorted((root / "train" / "JPEGImages").rglob("*.jpg"))[0]
+    frame.write_bytes(frame.read_bytes()[:300])
+    return root, frame
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_a_corrupt_frame_is_one_line_and_leaves_no_run_folder(corrupt_dataset, tmp_path, micro, workers):
+    root, frame = corrupt_dataset
+    out = tmp_path / "run"
+    args = command(root, out, max_iters=6)
+    args[args.index("--workers") + 1] = workers
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    line = one_error_line(result)
+    assert str(frame) in line and "cannot be decoded" in line and "vistr data check" in line
+    assert not out.exists()  # neither "drop --resume" nor "pass --resume": a clean slate
+
+
+def test_a_failed_run_in_an_existing_empty_folder_keeps_the_folder(corrupt_dataset, tmp_path, micro):
+    root, _ = corrupt_dataset
+    out = tmp_path / "mine"
+    out.mkdir()
+    result = CliRunner().invoke(app, command(root, out))
+    assert result.exit_code == 1
+    assert out.is_dir() and list(out.iterdir()) == []
+
+
+def test_stale_temp_files_are_removed_by_the_next_run(dataset, tmp_path, micro):
+    out = tmp_path / "run"
+    assert CliRunner().invoke(app, command(dataset, out, max_iters=2)).exit_code == 0
+    stale = [out / ".last.pt.k3j2h1.tmp", out / ".ckpt_000002.pt.x8y7z6.tmp", out / ".config.json.a1b2c3.tmp"]
+    for path in stale:
+        path.write_bytes(b"\0" * 1000)
+    theirs = [out / ".notes.tmp", out / ".last.pt.bak", out / "last.pt.tmp"]
+    for path in theirs:
+        path.write_text("the user's")
+    result = CliRunner().invoke(app, command(dataset, out, "--resume", max_iters=3))
+    assert result.exit_code == 0, result.output
+    assert not any(p.exists() for p in stale)
+    assert all(p.read_text() == "the user's" for p in theirs)

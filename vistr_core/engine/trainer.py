@@ -38,7 +38,7 @@ from .feed import TrainFeed, build_feed
 from .interrupt import stop_on_signals
 from .optim import build_optimizer, build_scheduler
 from .rng import restore_rng_state, seed_everything
-from .run_dir import LAST, METRICS, MetricsLog, prepare_run_dir, write_run_config
+from .run_dir import LAST, METRICS, MetricsLog, RunFolderGuard, prepare_run_dir, write_run_config
 from .saving import save_checkpoint
 from .train_state import Position, SavedRun, read_saved_run, restore_training_state
 
@@ -157,11 +157,12 @@ def train(
     started = time.perf_counter()
     ctx = init_distributed(device)
     try:
-        run, resumed_from = _prepare(
-            ctx, Path(data_root), split, preset, Path(out_dir), dict(overrides or {}),
-            num_frames, resume, init_from, force, eval_split, progress,
-        )  # fmt: skip
-        stop_signal = _fit(run)
+        with RunFolderGuard(Path(out_dir)) as guard:
+            run, resumed_from = _prepare(
+                ctx, Path(data_root), split, preset, guard, dict(overrides or {}),
+                num_frames, resume, init_from, force, eval_split, progress,
+            )  # fmt: skip
+            stop_signal = _fit(run)
     finally:
         cleanup_distributed(ctx)
     return TrainSummary(
@@ -229,7 +230,7 @@ def _prepare(
     data_root: Path,
     split: str,
     preset_arg: str | Preset,
-    run_dir: Path,
+    guard: RunFolderGuard,
     overrides: dict[str, Any],
     num_frames: int | None,
     resume: bool | str | Path,
@@ -239,6 +240,7 @@ def _prepare(
     progress: ProgressCallback,
 ) -> tuple[_Run, Path | None]:
     """Everything a run needs, from scratch or from a checkpoint; checks come before any write."""
+    run_dir = guard.run_dir
     preset = _resolve_preset(preset_arg)
     resume_path = _resume_path(resume, run_dir)
     if resume_path is not None and init_from is not None:
@@ -252,6 +254,7 @@ def _prepare(
         check_eval_split(data_root, eval_split)
     if ctx.is_main:
         prepare_run_dir(run_dir, resume=resume_path is not None, force=force)
+        guard.owned = True
     feed = build_feed(data_root, split, ctx, model_config.num_frames, data_config, config, saved)
     categories = saved.categories if saved is not None else feed.categories
     model_config = dataclasses.replace(model_config, num_classes=categories.num_classes)
