@@ -31,7 +31,7 @@ def fake_model(monkeypatch):
     model = ColorSlotModel(8)
     loads = []
 
-    def load(checkpoint, device):
+    def load(checkpoint, device, num_frames=None):
         loads.append(checkpoint)
         return model
 

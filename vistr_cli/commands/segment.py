@@ -104,6 +104,8 @@ def segment(
     def report(status: VideoStatus) -> None:
         if status.status == "failed":
             console.print(f"{tag}[bold red]failed:[/] {escape(status.message)}")
+        elif status.changed:
+            console.print(f"{tag}[yellow]skipped:[/] {escape(status.message)}")
 
     display = RichProgress(console) if rank == 0 else contextlib.nullcontext(no_progress)
     with display as progress:

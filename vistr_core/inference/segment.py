@@ -31,6 +31,7 @@ from ..data.video_io import VideoSource, iter_videos, open_video
 from ..engine.device import select_device
 from ..errors import ConfigError, VistrError
 from ..progress import ProgressCallback, ProgressUpdate, no_progress
+from .output_dir import drop_if_empty, prepare_output_dir, remove_stale_partials, settings_change
 from .segmenter import VideoSegmenter
 from .tracker import FinalTrack
 from .writers import SpoolWriter, build_results, write_frame_outputs, write_results
@@ -69,6 +70,7 @@ class VideoStatus:
     tracks: int = 0
     fps: float = 0.0
     message: str = ""
+    changed: bool = False  # skipped although made with another checkpoint or other settings
 
 
 @dataclass
@@ -144,24 +146,65 @@ def segment_videos(
     todo = [(v, n) for v, n in mine if force or not is_finished(out_dir / n)]
     summary = SegmentSummary()
     job: _Job | None = None
-    if todo:
-        if model is None:
-            device_ = select_device(device) if isinstance(device, str) else device
-            model = _load(checkpoint, device_, num_frames)
-        # a given model stays on its device unless a device is asked for explicitly
-        segmenter = VideoSegmenter(model, infer=infer, device=None if device == "auto" else device)
-        job = _Job(segmenter, frames, video_id, outputs, checkpoint, force, progress)
-    for done, (video, name) in enumerate(mine):
-        progress(ProgressUpdate("videos", done, len(mine), description=name))
-        if job is None or (not force and is_finished(out_dir / name)):
-            status = VideoStatus(video, name, "skipped", message="already done; --force to redo")
-        else:
-            status = job.run(video, out_dir / name)
-        summary.videos.append(status)
-        if on_video is not None:
-            on_video(status)
+    created = prepare_output_dir(Path(out_dir)) if todo else False
+    remove_stale_partials(Path(out_dir), [n for _, n in mine])
+    try:
+        if todo:
+            job = _job(
+                checkpoint, model, num_frames, infer, device, frames, video_id, outputs, force, progress
+            )
+        settings = _settings(infer, outputs, frames)
+        for done, (video, name) in enumerate(mine):
+            progress(ProgressUpdate("videos", done, len(mine), description=name))
+            if job is None or (not force and is_finished(out_dir / name)):
+                status = _skipped(video, name, out_dir / name, checkpoint, settings)
+            else:
+                status = job.run(video, out_dir / name)
+            summary.videos.append(status)
+            if on_video is not None:
+                on_video(status)
+    finally:
+        drop_if_empty(Path(out_dir), created=created)
     progress(ProgressUpdate("videos", len(mine), len(mine), done=True))
     return summary
+
+
+def _job(
+    checkpoint: Path | None,
+    model: nn.Module | None,
+    num_frames: int | None,
+    infer: InferConfig,
+    device: str | torch.device,
+    frames: FrameRange,
+    video_id: int,
+    outputs: OutputOptions,
+    force: bool,
+    progress: ProgressCallback,
+) -> _Job:
+    if model is None:
+        model = _load(checkpoint, select_device(device) if isinstance(device, str) else device, num_frames)
+    # a given model stays on its device unless a device is asked for explicitly
+    segmenter = VideoSegmenter(model, infer=infer, device=None if device == "auto" else device)
+    return _Job(segmenter, frames, video_id, outputs, checkpoint, force, progress)
+
+
+def _settings(infer: InferConfig, outputs: OutputOptions, frames: FrameRange) -> dict[str, Any]:
+    """This run's settings as :func:`_meta` records them (compared with a finished video's)."""
+    return {
+        "infer": config_to_dict(infer),
+        "outputs": {"png": outputs.png, "mots": outputs.mots, "render": outputs.render},
+        "frame_range": {"start": frames.start, "end": frames.end, "stride": frames.stride},
+    }
+
+
+def _skipped(
+    video: Path, name: str, folder: Path, checkpoint: Path | None, settings: dict[str, Any]
+) -> VideoStatus:
+    change = settings_change(folder, checkpoint=checkpoint, settings=settings)
+    if change:
+        message = f"{folder} was {change}; kept as it is, pass --force to redo it with these"
+        return VideoStatus(video, name, "skipped", message=message, changed=True)
+    return VideoStatus(video, name, "skipped", message="already done; --force to redo")
 
 
 def _inside(path: Path, folder: Path) -> bool:
