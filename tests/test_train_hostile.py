@@ -113,3 +113,47 @@ def test_stale_temp_files_are_removed_by_the_next_run(dataset, tmp_path, micro):
     assert result.exit_code == 0, result.output
     assert not any(p.exists() for p in stale)
     assert all(p.read_text() == "the user's" for p in theirs)
+
+
+def _copy_with(dataset: Path, tmp_path: Path, change) -> Path:
+    import json
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(dataset, root)
+    path = root / "train" / "instances.json"
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+    return root
+
+
+def test_training_on_zero_annotations_is_refused(dataset, tmp_path, micro):
+    root = _copy_with(dataset, tmp_path, lambda d: d.update(annotations=[]))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, command(root, out))
+    assert result.exit_code == 1
+    assert one_error_line(result) == (
+        f"error: {root / 'train' / 'instances.json'} has no annotated objects (its annotations list is empty); "
+        "training needs at least one; check the file with `vistr data check`"
+    )
+    assert not out.exists()
+
+
+def test_resume_from_a_run_of_other_categories_is_refused(dataset, tmp_path, micro):
+    first = tmp_path / "first"
+    assert CliRunner().invoke(app, command(dataset, first, max_iters=1)).exit_code == 0
+
+    def rename(data):
+        data["categories"][0]["name"] = "renamed"
+
+    other = _copy_with(dataset, tmp_path, rename)
+    out = tmp_path / "second"
+    result = CliRunner().invoke(app, command(other, out, "--resume-from", str(first / "last.pt")))
+    assert result.exit_code == 1
+    line = one_error_line(result)
+    assert line.startswith(
+        f"error: cannot resume on {other} (train): its categories differ from the checkpoint's ("
+    )
+    assert "vs 'renamed'" in line and "--init-from" in line
+    assert not out.exists()
