@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from vistr_cli.app import app
@@ -97,3 +98,23 @@ def test_eval_refuses_before_predicting_and_writes_nothing(dataset, tmp_path, mo
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output
     assert ("does not fit" if case == "other-categories" else "has no annotations") in lines[0]
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["c.pt"]  # no eval_valid/
+
+
+def test_eval_refuses_a_checkpoint_that_would_run_code(dataset, tmp_path):
+    import os
+
+    class RunsShell:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    ckpt = tmp_path / "evil.pth"
+    torch.save({"model": {}, "args": RunsShell()}, ckpt, _use_new_zipfile_serialization=False)
+    result = CliRunner().invoke(
+        app, ["eval", "--data", str(dataset), "--checkpoint", str(ckpt), "--device", "cpu"]
+    )
+    assert result.exit_code == 1 and not (tmp_path / "ran").exists()
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(
+        f"error: checkpoint {ckpt} contains pickled Python objects"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.pth"]

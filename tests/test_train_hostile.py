@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 
 import pytest
+import torch
 from test_trainer import micro_preset  # tests/ is on sys.path under pytest
 from typer.testing import CliRunner
 
@@ -156,4 +157,20 @@ def test_resume_from_a_run_of_other_categories_is_refused(dataset, tmp_path, mic
         f"error: cannot resume on {other} (train): its categories differ from the checkpoint's ("
     )
     assert "vs 'renamed'" in line and "--init-from" in line
+    assert not out.exists()
+
+
+def test_init_from_a_checkpoint_that_would_run_code(dataset, tmp_path, micro):
+    class RunsShell:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    evil = tmp_path / "evil.pth"
+    torch.save(
+        {"model": {"w": torch.zeros(1)}, "args": [RunsShell()]}, evil, _use_new_zipfile_serialization=False
+    )
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, command(dataset, out, "--init-from", str(evil)))
+    assert result.exit_code == 1 and not (tmp_path / "ran").exists()
+    assert one_error_line(result).startswith(f"error: checkpoint {evil} contains pickled Python objects")
     assert not out.exists()
