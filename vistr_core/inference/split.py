@@ -109,10 +109,12 @@ def predict_split(
         split: e.g. ``"valid"``.
         checkpoint: what to load (on ``device``), unless ``model`` is given: e.g. the trainer's,
             possibly DDP-wrapped, used on its own device and put back in its train/eval mode after.
+            A loaded checkpoint must fit the split (:func:`check_scorable`) before any prediction.
     Returns:
         ``(results, ground_truth)``: the YouTube-VIS results list (with ``track_id``) and the
         split's annotation JSON as a dict.
     """
+    loaded = model is None
     if model is None:
         from .segment import _load
 
@@ -121,7 +123,8 @@ def predict_split(
         model = getattr(model, "module", model)
     index = load_ytvis(data_root, split)
     ground_truth = read_json(index.annotation_file)
-    check_scorable(model.categories, ground_truth, index.annotation_file, checkpoint)
+    if loaded:  # a given model is the caller's business (the trainer's fits its dataset)
+        check_scorable(model.categories, ground_truth, index.annotation_file, checkpoint)
     was_training = model.training
     model.eval()
     try:
