@@ -123,7 +123,7 @@ def test_detr_checkpoint_initializes_and_reports_its_args(tmp_path):
     args = reference_args(backbone="resnet50", hidden_dim=256, masks=True)
     del args.num_frames  # DETR has no frames
     save_like_reference(path, state, args)
-    with pytest.warns(VistrWarning, match=r"its args say .*hidden_dim=256, but the weights give"):
+    with pytest.warns(VistrWarning, match=r"its args say .*hidden_dim=256, but the model being trained has"):
         report = init_from_detr(model, path)
     assert "vistr.transformer.decoder.norm.weight" in report.loaded
     for key in report.loaded:

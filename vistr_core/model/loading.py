@@ -153,7 +153,9 @@ def _load_official(path: Path, obj: dict[str, Any], num_frames: int | None) -> V
 _ARGS_CHECKED = ("backbone", "num_frames", "hidden_dim")
 
 
-def warn_args_disagree(path: Path | str, args: dict[str, Any], config: ModelConfig) -> None:
+def warn_args_disagree(
+    path: Path | str, args: dict[str, Any], config: ModelConfig, *, against: str = "the weights give"
+) -> None:
     """A :class:`VistrWarning` naming what a checkpoint's ``args`` say that its tensors (or the
     model they go into, ``config``) contradict; the tensors win."""
     differ = [
@@ -165,7 +167,7 @@ def warn_args_disagree(path: Path | str, args: dict[str, Any], config: ModelConf
         said = ", ".join(f"{n}={a!r}" for n, a, _ in differ)
         used = ", ".join(f"{n}={c!r}" for n, _, c in differ)
         warnings.warn(
-            f"checkpoint {path}: its args say {said}, but the weights give {used}; using the weights",
+            f"checkpoint {path}: its args say {said}, but {against} {used}; using the weights",
             VistrWarning,
             stacklevel=2,
         )
@@ -304,7 +306,7 @@ def init_from_detr(model: nn.Module, path: str | os.PathLike[str]) -> LoadReport
     state = _state_dict_of(p, obj)
     inner = getattr(model, "module", model)
     if isinstance(getattr(inner, "config", None), ModelConfig):
-        warn_args_disagree(p, checkpoint_args(obj), inner.config)
+        warn_args_disagree(p, checkpoint_args(obj), inner.config, against="the model being trained has")
     is_detr = any(k.startswith(_DETR_ONLY) for k in state)
     target = inner.state_dict()
     loaded, skipped = [], []
