@@ -32,8 +32,8 @@ import numpy as np
 import torch
 
 from vistr_core.categories import CategoryMap
+from vistr_core.checkpoint_io import write_checkpoint
 from vistr_core.config import InferConfig
-from vistr_core.engine.checkpoint import write_checkpoint
 from vistr_core.inference.segment import segment_videos
 from vistr_core.model import build_vistr
 from vistr_core.model.loading import model_checkpoint_payload

@@ -252,7 +252,7 @@ def test_checkpoint_mode_end_to_end_with_a_tiny_random_model(runner, tmp_path):
     from pycocotools import mask as mask_utils
 
     from vistr_core.categories import CategoryMap
-    from vistr_core.engine.checkpoint import write_checkpoint
+    from vistr_core.checkpoint_io import write_checkpoint
     from vistr_core.eval import evaluate_ytvis
     from vistr_core.model import build_vistr
     from vistr_core.model.loading import model_checkpoint_payload

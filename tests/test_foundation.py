@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from vistr_cli.app import app
 from vistr_core.atomic import atomic_directory, atomic_write_json, refuse_overwrite
 from vistr_core.categories import CategoryMap
+from vistr_core.checkpoint_io import read_checkpoint, write_checkpoint
 from vistr_core.config import DataConfig, ModelConfig, TrainConfig, config_from_dict, config_to_dict
 from vistr_core.engine import device as device_mod
-from vistr_core.engine.checkpoint import read_checkpoint, write_checkpoint
 from vistr_core.errors import CheckpointError, ConfigError, DeviceError, OutputExistsError
 from vistr_core.ops.masks import decode_segmentation, encode_mask, rle_area, to_compressed_rle
 from vistr_core.presets import PRESETS, get_preset

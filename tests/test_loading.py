@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from vistr_core.categories import CategoryMap
-from vistr_core.engine.checkpoint import write_checkpoint
+from vistr_core.checkpoint_io import write_checkpoint
 from vistr_core.errors import CheckpointError
 from vistr_core.model import build_vistr
 from vistr_core.model.loading import (

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from vistr_cli.app import app
 from vistr_core.categories import CategoryMap
-from vistr_core.engine.checkpoint import write_checkpoint
+from vistr_core.checkpoint_io import write_checkpoint
 from vistr_core.inference import segment as segment_module
 from vistr_core.model import build_vistr
 from vistr_core.model.loading import model_checkpoint_payload
@@ -31,7 +31,7 @@ def fake_model(monkeypatch):
     model = ColorSlotModel(8)
     loads = []
 
-    def load(checkpoint, device):
+    def load(checkpoint, device, num_frames=None):
         loads.append(checkpoint)
         return model
 

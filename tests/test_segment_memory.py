@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from vistr_core.categories import CategoryMap
-from vistr_core.engine.checkpoint import write_checkpoint
+from vistr_core.checkpoint_io import write_checkpoint
 from vistr_core.model import build_vistr
 from vistr_core.model.loading import model_checkpoint_payload
 from vistr_core.presets import get_preset

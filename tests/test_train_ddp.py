@@ -120,7 +120,7 @@ def dataset(tmp_path_factory):
 def test_torchrun_style_training_equals_single_process(dataset, tmp_path):
     """RANK/WORLD_SIZE in the environment (as torchrun sets them) make train() data-parallel:
     2 ranks x batch 1 take the same steps as 1 process x batch 2."""
-    from vistr_core.engine.checkpoint import read_checkpoint
+    from vistr_core.checkpoint_io import read_checkpoint
     from vistr_core.engine.trainer import train
 
     mp.spawn(_train_worker, args=(2, free_port(), str(dataset), str(tmp_path / "ddp")), nprocs=2, join=True)

@@ -10,8 +10,8 @@ import signal
 import pytest
 import torch
 
+from vistr_core.checkpoint_io import read_checkpoint
 from vistr_core.data.synthetic import generate_synthetic
-from vistr_core.engine.checkpoint import read_checkpoint
 from vistr_core.engine.trainer import TrainingDivergedError, train
 from vistr_core.errors import CheckpointError, ConfigError, OutputExistsError
 from vistr_core.losses import SetCriterion

@@ -8,6 +8,7 @@ import typer
 
 import vistr_core
 from vistr_cli.commands import data, eval, render, segment, train
+from vistr_cli.errors import show_warnings_as_lines
 from vistr_core.model.cpu_memory import keep_freed_memory
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ def _root(
     # A CPU forward allocates and frees tens of GB in large tensors; keeping freed blocks in the
     # heap instead of unmapping them saves re-faulting them in (about a fifth of a forward).
     keep_freed_memory()
+    show_warnings_as_lines()
 
 
 app.command("segment")(segment.segment)

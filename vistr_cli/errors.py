@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -10,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from vistr_core.errors import VistrError
+from vistr_core.errors import VistrError, VistrWarning
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -42,3 +43,20 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper
+
+
+def show_warnings_as_lines() -> None:
+    """Print library warnings (:class:`VistrWarning`) as one ``warning:`` line on stderr instead of
+    Python's two-line form with a source location; other warnings keep the default display."""
+    default = warnings.showwarning
+    if getattr(default, "vistr", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - stdlib hook
+        if issubclass(category, VistrWarning):
+            stderr.print(f"[yellow]warning:[/] {escape(str(message))}")
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    show.vistr = True  # type: ignore[attr-defined]
+    warnings.showwarning = show

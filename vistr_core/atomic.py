@@ -1,7 +1,9 @@
 """Atomic file output: a reader never sees a half-written file, a crash never leaves one.
 
 Everything is written to a temporary sibling and moved into place with :func:`os.replace`, which is
-atomic on POSIX and Windows when source and target share a filesystem.
+atomic on POSIX and Windows when source and target share a filesystem. The temporaries are created
+private (``mkstemp``: 0600, ``mkdtemp``: 0700); what is moved into place gets the modes a plain
+``open`` / ``mkdir`` would have given it under the user's umask.
 """
 
 from __future__ import annotations
@@ -16,6 +18,21 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import OutputExistsError
+
+
+def _umask() -> int:
+    """The process umask: from /proc on Linux; elsewhere os.umask, which can only be read by
+    setting it (put straight back; another thread creating a file meanwhile could see 022)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def refuse_overwrite(path: str | os.PathLike[str], *, force: bool, what: str = "output") -> None:
@@ -35,6 +52,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         with open(tmp, mode, **kwargs) as fh:
             yield fh
             fh.flush()
@@ -73,6 +91,7 @@ def atomic_directory(path: str | os.PathLike[str], *, force: bool = False) -> It
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())
         yield tmp
         if target.exists():
             old = target.with_name(f".{target.name}.old")

@@ -38,3 +38,7 @@ class DeviceError(VistrError):
 
 class OutputExistsError(VistrError):
     """An output would overwrite something the user wrote; pass --force to allow it."""
+
+
+class VistrWarning(UserWarning):
+    """Something the user should know that does not stop the work (the CLI prints one line)."""

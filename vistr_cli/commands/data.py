@@ -45,7 +45,11 @@ def synth(
     size: Annotated[str, typer.Option("--size", help="Frame size HxW.")] = "128x160",
     seed: SeedOpt = 0,
     difficulty: Annotated[
-        str, typer.Option("--difficulty", help="single (one object per video), easy (1-2), multi (1-3 crossing), medium or hard.")
+        str,
+        typer.Option(
+            "--difficulty",
+            help="single (one object per video), easy (1-2), multi (1-3 crossing), medium or hard.",
+        ),
     ] = "easy",
     force: ForceOpt = False,
 ) -> None:
@@ -82,11 +86,19 @@ def check(
     files: Annotated[
         bool, typer.Option("--files/--no-files", help="Check that every frame file exists.")
     ] = True,
+    decode: Annotated[
+        bool,
+        typer.Option(
+            "--decode/--no-decode", help="Decode every frame (what training reads) and check its size."
+        ),
+    ] = True,
 ) -> None:
     """Validate a dataset split: prints every problem (video and frame named) or OK with counts."""
     from vistr_core.data.validate import check_dataset
 
-    report = check_dataset(data, split, annotation_file=annotations, image_root=images, check_files=files)
+    report = check_dataset(
+        data, split, annotation_file=annotations, image_root=images, check_files=files, decode=decode
+    )
     if report.ok:
         gt = "" if report.has_annotations else " (no annotations: a valid/test file)"
         console.print(

@@ -38,6 +38,10 @@ def segment(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder; each video gets OUT/<name>/.")],
     checkpoint: CheckpointOpt = None,
+    num_frames: Annotated[
+        int | None,
+        typer.Option(help="T for an official checkpoint, a divisor of its queries (default 36)."),
+    ] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = None,
     amp: AmpOpt = None,
@@ -118,6 +122,8 @@ def segment(
     def report(status: VideoStatus) -> None:
         if status.status == "failed":
             console.print(f"{tag}[bold red]failed:[/] {escape(status.message)}")
+        elif status.changed:
+            console.print(f"{tag}[yellow]skipped:[/] {escape(status.message)}")
 
     display = RichProgress(console) if rank == 0 else contextlib.nullcontext(no_progress)
     with display as progress:
@@ -125,6 +131,7 @@ def segment(
             inputs,
             out,
             checkpoint=checkpoint,
+            num_frames=num_frames,
             infer=infer,
             device=device,
             outputs=OutputOptions(png=png, mots=mots, render=render),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from vistr_cli.errors import reports_errors, stderr
+from vistr_cli.errors import EXIT_INTERRUPTED, reports_errors, stderr
 from vistr_cli.options import DeviceOpt, ForceOpt, PresetOpt
 from vistr_cli.progress import RichProgress
 from vistr_core.engine.trainer import TrainSummary
@@ -119,6 +120,16 @@ def train(
         )  # fmt: skip
     if main_process:
         _report(summary)
+    if summary.interrupted:
+        raise typer.Exit(_interrupted_exit_code(summary.stop_signal))
+
+
+def _interrupted_exit_code(signal_name: str) -> int:
+    """128 + the signal number, as a shell reports a process killed by it (130 SIGINT, 143 SIGTERM),
+    so `vistr train ... && vistr eval ...` and schedulers tell a stopped run from a finished one."""
+    if signal_name in signal.Signals.__members__:
+        return 128 + signal.Signals[signal_name].value
+    return EXIT_INTERRUPTED
 
 
 def _report(summary: TrainSummary) -> None:

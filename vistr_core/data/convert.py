@@ -36,6 +36,7 @@ frame whose mask becomes empty becomes null). The number of reassigned pixels is
 from __future__ import annotations
 
 import shutil
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +48,8 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from ..atomic import atomic_directory, atomic_write_json
-from ..errors import ConfigError, DatasetError
-from ..ops.masks import encode_masks
+from ..errors import ConfigError, DatasetError, VistrWarning
+from ..ops.masks import compressed_rle_counts, encode_masks
 from ..progress import ProgressCallback, ProgressUpdate, no_progress
 from .video_io import natural_key
 from .ytvis import load_ytvis, read_json, track_json
@@ -199,8 +200,36 @@ def _stems_for(src: Path, name: str, length: int) -> list[str]:
 
 def _mots_txt_labels(path: Path, meta: dict[str, Any] | None, png_folder: Path) -> np.ndarray:
     """The label maps ``[L, H, W]`` uint16 of one MOTS txt file."""
+    rows = _mots_rows(path)
+    if meta is not None:
+        length, height, width = len(meta["file_names"]), meta["height"], meta["width"]
+    elif rows:
+        length, height, width = max(r[1] for r in rows) + 1, rows[0][3], rows[0][4]
+        if png_folder.is_dir():
+            length = max(length, len(list(png_folder.glob("*.png"))))
+    else:
+        raise DatasetError(f"{path} is empty and there is no {SIDECAR} to say how long the video is")
+    labels = np.zeros((length, height, width), dtype=np.uint16)
+    for line_no, frame, obj, h, w, counts in rows:
+        if (h, w) != (height, width) or not 0 <= frame < length:
+            raise DatasetError(
+                f"{path} line {line_no}: object {obj} frame {frame} has size {h}x{w} or index outside the video"
+            )
+        if obj == MOTS_IGNORE:
+            continue
+        mask = mask_utils.decode({"size": [h, w], "counts": counts.encode("ascii")}).astype(bool)
+        labels[frame][mask & (labels[frame] == 0)] = obj
+    return labels
+
+
+def _mots_rows(path: Path) -> list[tuple[int, int, int, int, int, str]]:
+    """``(line, frame, id, height, width, rle)`` per line of a MOTS txt file, every RLE checked."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path} is not UTF-8 text; a MOTS txt file holds ASCII lines") from None
     rows = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split(" ")
@@ -209,30 +238,30 @@ def _mots_txt_labels(path: Path, meta: dict[str, Any] | None, png_folder: Path) 
                 f"{path} line {line_no}: expected 'frame id class_id height width rle', got {line[:60]!r}"
             )
         try:
-            rows.append((int(parts[0]), int(parts[1]), int(parts[3]), int(parts[4]), parts[5]))
+            frame, obj, h, w = int(parts[0]), int(parts[1]), int(parts[3]), int(parts[4])
         except ValueError:
             raise DatasetError(
                 f"{path} line {line_no}: frame, ids, height and width must be integers"
             ) from None
-    if meta is not None:
-        length, height, width = len(meta["file_names"]), meta["height"], meta["width"]
-    elif rows:
-        length, height, width = max(r[0] for r in rows) + 1, rows[0][2], rows[0][3]
-        if png_folder.is_dir():
-            length = max(length, len(list(png_folder.glob("*.png"))))
-    else:
-        raise DatasetError(f"{path} is empty and there is no {SIDECAR} to say how long the video is")
-    labels = np.zeros((length, height, width), dtype=np.uint16)
-    for frame, obj, h, w, counts in rows:
-        if (h, w) != (height, width) or not 0 <= frame < length:
-            raise DatasetError(
-                f"{path}: object {obj} frame {frame} has size {h}x{w} or index outside the video"
-            )
-        if obj == MOTS_IGNORE:
-            continue
-        mask = mask_utils.decode({"size": [h, w], "counts": counts.encode("ascii")}).astype(bool)
-        labels[frame][mask & (labels[frame] == 0)] = obj
-    return labels
+        _check_rle(path, line_no, parts[5], h, w)
+        rows.append((line_no, frame, obj, h, w, parts[5]))
+    return rows
+
+
+def _check_rle(path: Path, line_no: int, counts: str, height: int, width: int) -> None:
+    """pycocotools raises a bare ValueError on garbage and decodes memory it never wrote for
+    runs that stop short of H*W pixels; both become a line-numbered DatasetError here."""
+    try:
+        covered = int(compressed_rle_counts(counts).sum())
+    except ValueError as err:
+        raise DatasetError(
+            f"{path} line {line_no}: {counts[:24]!r} is not a COCO compressed RLE ({err}); fix or remove the line"
+        ) from None
+    if covered != height * width:
+        raise DatasetError(
+            f"{path} line {line_no}: the RLE covers {covered} pixels, not {height}x{width} = {height * width}; "
+            "fix its size or its mask"
+        )
 
 
 def _labels_txt(path: Path) -> list[dict[str, Any]]:
@@ -454,9 +483,7 @@ def _write_ytvis(
         summary.videos += 1
         summary.tracks += len(video.masks)
         progress(ProgressUpdate(task="videos", completed=summary.videos, total=total, description=video.name))
-    if not categories:
-        ids = sorted({a["category_id"] for a in annotations})
-        categories = [{"id": i, "name": f"class_{i}", "supercategory": "object"} for i in ids]
+    categories = _complete_categories(categories, {a["category_id"] for a in annotations})
     atomic_write_json(
         split_dir / "instances.json",
         {
@@ -526,11 +553,29 @@ def convert_dataset(
             progress(
                 ProgressUpdate(task="videos", completed=summary.videos, total=total, description=video.name)
             )
+        used = {o["category_id"] for m in metas for o in m["objects"].values()}
+        categories = _complete_categories(categories, used)
         if to == "mots":
             _write_labels_txt(tmp / "labels.txt", categories)
         side = {"format": to, "split": split, "categories": categories, "videos": metas}
         atomic_write_json(tmp / SIDECAR, side, indent=1)
     return summary
+
+
+def _complete_categories(categories: list[dict[str, Any]], used: set[int]) -> list[dict[str, Any]]:
+    """``categories`` plus ``class_<id>`` for every used id it lacks (a MOTS ``class_id`` missing
+    from labels.txt), with a :class:`VistrWarning`: the output always passes ``vistr data check``."""
+    known = {int(c["id"]) for c in categories}
+    missing = sorted(int(i) for i in used if int(i) not in known)
+    if missing and categories:
+        warnings.warn(
+            f"class id(s) {', '.join(map(str, missing))} are not in the source's category list (labels.txt); "
+            f"added as {', '.join(f'class_{i}' for i in missing)}: rename them in the output if they have names",
+            VistrWarning,
+            stacklevel=3,
+        )
+    extra = [{"id": i, "name": f"class_{i}", "supercategory": "object"} for i in missing]
+    return sorted([*categories, *extra], key=lambda c: int(c["id"]))
 
 
 def _write_labels_txt(path: Path, categories: list[dict[str, Any]]) -> None:

@@ -58,6 +58,11 @@ class YTVISClipDataset(Dataset):
             )
         if not index.videos:
             raise DatasetError(f"{index.annotation_file} lists no videos")
+        if train and index.num_instances == 0:
+            raise DatasetError(
+                f"{index.annotation_file} has no annotated objects (its annotations list is empty); "
+                "training needs at least one; check the file with `vistr data check`"
+            )
         self.index = index
         self.num_frames = num_frames
         self.data_config = data_config

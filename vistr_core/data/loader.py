@@ -11,6 +11,9 @@ batches are pinned on CUDA hosts for asynchronous copies. Workers are forked (th
 copy-on-write, and scripts need no ``__main__`` guard); OpenCV's thread pool is shut down in the
 parent while they fork, because a child that inherits a pool with waiting threads deadlocks on its
 locks (observed: a worker hung in ``cv2.setNumThreads``). Workers never touch CUDA.
+
+A :class:`VistrError` raised in a worker (a corrupt frame) reaches the training loop re-created by
+torch with the worker's whole traceback as its message; it is given back its own one line.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Sampl
 
 from ..categories import CategoryMap
 from ..config import DataConfig, Preset
-from ..errors import ConfigError
+from ..errors import ConfigError, VistrError
 from ..presets import get_preset
 from .clip import ClipBatch, collate_clips
 from .dataset import YTVISClipDataset
@@ -88,13 +91,30 @@ class TrainLoader:
         threads = cv2.getNumThreads()
         cv2.setNumThreads(1)
         try:
-            iterator = iter(self.loader)
+            iterator = iter(self.loader)  # now, not on the first next(): it draws the base seed
         finally:
             cv2.setNumThreads(threads)
-        return iterator
+        return _plain_worker_errors(iterator)
 
     def __len__(self) -> int:
         return self._batches_per_epoch
+
+
+def _plain_worker_errors(batches: Iterator[ClipBatch]) -> Iterator[ClipBatch]:
+    try:
+        yield from batches
+    except VistrError as err:
+        raise type(err)(worker_error_message(str(err))) from None
+
+
+def worker_error_message(text: str) -> str:
+    """The original one-line message inside torch's "Caught X in DataLoader worker process N.
+    Original Traceback ..." text (whose last line is ``module.X: message``); other text unchanged."""
+    if not text.startswith("Caught ") or "Original Traceback" not in text:
+        return text
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    name, sep, message = last.partition(": ")
+    return message if sep and " " not in name else last
 
 
 def _worker_init(worker_id: int) -> None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from ..errors import DatasetError
 
 #: Missing frame files listed per video before the rest are summarized.
@@ -46,8 +48,11 @@ class _Video:
         return text
 
 
-def validate_annotations(data: Any, image_root: Path | None, *, source: str | Path) -> list[Problem]:
-    """Every problem in a parsed annotation file; frames are checked on disk if ``image_root``."""
+def validate_annotations(
+    data: Any, image_root: Path | None, *, source: str | Path, decode: bool = False
+) -> list[Problem]:
+    """Every problem in a parsed annotation file; frames are checked on disk if ``image_root``
+    (and, with ``decode``, decoded: what training would trip on)."""
     src = Path(source).name
     if not isinstance(data, dict):
         return [
@@ -65,6 +70,8 @@ def validate_annotations(data: Any, image_root: Path | None, *, source: str | Pa
     videos = _check_videos(data["videos"], src, problems)
     if image_root is not None:
         _check_frames(videos.values(), Path(image_root), src, problems)
+        if decode and Path(image_root).is_dir():
+            _check_decoding(videos.values(), Path(image_root), src, problems)
     annotations = data.get("annotations")
     if annotations is not None:
         if isinstance(annotations, list):
@@ -161,6 +168,39 @@ def _check_frames(videos: Any, image_root: Path, src: str, problems: list[Proble
                     video.id,
                 )
             )
+
+
+def _check_decoding(videos: Any, image_root: Path, src: str, problems: list[Problem]) -> None:
+    """Decode every present frame (at 1/8 scale: the whole compressed stream is still read) and
+    compare its size with the video's; PIL, unlike OpenCV, refuses truncated JPEGs."""
+    for video in videos:
+        bad = 0
+        for t, name in enumerate(video.file_names):
+            path = image_root / str(name)
+            if not path.is_file():
+                continue  # reported as missing
+            reason = _decode_problem(path, video.width, video.height)
+            if reason is None:
+                continue
+            bad += 1
+            if bad <= MAX_MISSING_PER_VIDEO:
+                problems.append(Problem(f"{src}: {video.where(t)}: frame {path} {reason}", video.id, t))
+        if bad > MAX_MISSING_PER_VIDEO:
+            more = bad - MAX_MISSING_PER_VIDEO
+            problems.append(Problem(f"{src}: {video.where()}: {more} more undecodable frame files", video.id))
+
+
+def _decode_problem(path: Path, width: Any, height: Any) -> str | None:
+    try:
+        with Image.open(path) as image:
+            size = image.size
+            image.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
+            image.load()
+    except (OSError, SyntaxError, ValueError) as err:  # PIL's ways of saying "corrupt"
+        return f"cannot be decoded ({str(err).strip() or type(err).__name__}); replace or remove it"
+    if size != (width, height):
+        return f"is {size[0]}x{size[1]} but the video is {width}x{height}; fix the frame or the video's size"
+    return None
 
 
 def _check_annotations(
@@ -271,8 +311,11 @@ def check_dataset(
     annotation_file: str | Path | None = None,
     image_root: str | Path | None = None,
     check_files: bool = True,
+    decode: bool = True,
 ) -> CheckReport:
     """Validate a split (found like :func:`vistr_core.data.ytvis.load_ytvis` finds it) and count it.
+
+    With ``check_files``, every frame must exist; with ``decode`` too, decode at the video's size.
 
     Unparseable JSON or a missing file raises :class:`DatasetError`; every other defect is listed.
     """
@@ -290,7 +333,7 @@ def check_dataset(
     else:
         raise DatasetError("no dataset given; pass a dataset folder (and --split) or --annotations")
     raw = read_json(ann_path)
-    problems = validate_annotations(raw, root if check_files else None, source=ann_path)
+    problems = validate_annotations(raw, root if check_files else None, source=ann_path, decode=decode)
     as_dict = raw if isinstance(raw, dict) else {}
     anns = as_dict.get("annotations")
     return CheckReport(

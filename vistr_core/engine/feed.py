@@ -53,6 +53,18 @@ class TrainFeed:
             yield group, time.perf_counter() - started
 
 
+def _check_same_categories(dataset: CategoryMap, saved: CategoryMap, data_root: Path, split: str) -> None:
+    """A resumed run continues exactly only on the categories it was trained on."""
+    theirs, ours = dataset.id_to_name(), saved.id_to_name()
+    if theirs != ours:
+        differ = sorted(i for i in theirs.keys() | ours.keys() if theirs.get(i) != ours.get(i))
+        shown = ", ".join(f"{i}: {ours.get(i, '-')!r} vs {theirs.get(i, '-')!r}" for i in differ[:3])
+        raise ConfigError(
+            f"cannot resume on {data_root} ({split}): its categories differ from the checkpoint's ({shown}"
+            f"{' ...' if len(differ) > 3 else ''}); resume on the run's dataset, or start a new run with --init-from"
+        )
+
+
 def build_feed(
     data_root: Path,
     split: str,
@@ -76,6 +88,8 @@ def build_feed(
         pin_memory=ctx.device.type == "cuda",
     )
     feed = TrainFeed(loader, config.accumulate)
+    if saved is not None:
+        _check_same_categories(loader.dataset.index.category_map, saved.categories, data_root, split)
     if feed.steps_per_epoch == 0:
         raise ConfigError(
             f"--accumulate {config.accumulate} is more than the {len(loader)} batch(es) per epoch of {data_root}; "

@@ -5,12 +5,19 @@ RUN/last.pt              the latest checkpoint (every checkpoint, epoch end, int
 RUN/ckpt_000200.pt       numbered checkpoints every ``checkpoint_every`` steps
 RUN/metrics.jsonl        one JSON object per logged step
 RUN/eval_000200.json     periodic evaluation results (``eval_every``)
+
+Files are written as ``RUN/.<name>.<random>.tmp`` and renamed into place; a run killed mid-write
+(kill -9) leaves one behind, as large as a checkpoint. The next run in the folder removes them
+(only names of that pattern, for our own files). A run that fails before saving any checkpoint
+removes what it wrote (and the folder, if it made it), so the folder is never left half-made.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from torch import nn
@@ -24,6 +31,8 @@ LAST = "last.pt"
 METRICS = "metrics.jsonl"
 CONFIG = "config.json"
 _OURS = (LAST, METRICS, CONFIG, "ckpt_*.pt", "eval_*.json")
+# atomic_open's temporary names for those files
+_OUR_TEMPS = tuple(f".{pattern}.*.tmp" for pattern in _OURS)
 
 
 def numbered_checkpoint(run_dir: Path, step: int) -> Path:
@@ -35,6 +44,7 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, force: bool) -> None:
     previous run's files, and only those)."""
     if run_dir.exists() and not run_dir.is_dir():
         raise OutputExistsError(f"--out {run_dir} is a file; pass a directory for the run")
+    remove_stale_temps(run_dir)
     if run_dir.is_dir() and any(run_dir.iterdir()) and not resume:
         if not force:
             raise OutputExistsError(
@@ -45,6 +55,39 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, force: bool) -> None:
             for path in run_dir.glob(pattern):
                 path.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def remove_stale_temps(run_dir: Path) -> list[Path]:
+    """Delete temporary files an interrupted write of ours left in ``run_dir``; the removed paths."""
+    stale = [p for pattern in _OUR_TEMPS for p in run_dir.glob(pattern) if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+class RunFolderGuard:
+    """Context for one training call: when it fails having saved no checkpoint, the files it wrote
+    go (and the folder, if this call created it), so the folder neither blocks a new run ("not
+    empty") nor offers a --resume without ``last.pt``. Set ``owned`` once the folder is prepared."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.existed = run_dir.exists()
+        self.owned = False
+
+    def __enter__(self) -> RunFolderGuard:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if kind is None or not self.owned or (self.run_dir / LAST).exists():
+            return
+        for pattern in _OURS + _OUR_TEMPS:
+            for path in self.run_dir.glob(pattern):
+                path.unlink(missing_ok=True)
+        if not self.existed and self.run_dir.is_dir() and not any(self.run_dir.iterdir()):
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
 def write_run_config(

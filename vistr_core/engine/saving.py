@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import torch.distributed as dist
 
 from ..atomic import atomic_open
-from .checkpoint import write_checkpoint
+from ..checkpoint_io import write_checkpoint
 from .distributed import barrier, is_distributed
 from .rng import capture_rng_state
 from .run_dir import LAST, numbered_checkpoint

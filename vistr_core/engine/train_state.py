@@ -22,9 +22,9 @@ import torch
 from torch import nn
 
 from ..categories import CategoryMap
+from ..checkpoint_io import is_vistr_checkpoint
 from ..config import DataConfig, ModelConfig, TrainConfig, config_from_dict
 from ..errors import CheckpointError, ConfigError
-from .checkpoint import is_vistr_checkpoint
 
 TRAINING_KEYS = ("optimizer", "scheduler", "scaler", "rng", "step", "epoch", "epoch_batches", "world_size")
 

@@ -25,20 +25,20 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..categories import CategoryMap
+from ..checkpoint_io import read_checkpoint
 from ..config import DataConfig, ModelConfig, Preset, TrainConfig
 from ..data.clip import ClipBatch
 from ..errors import ConfigError, VistrError
 from ..losses import SetCriterion, build_criterion
 from ..presets import get_preset
 from ..progress import ProgressCallback, ProgressUpdate, no_progress
-from .checkpoint import read_checkpoint
 from .device import PrecisionChoice, autocast, training_precision
 from .distributed import DistContext, cleanup_distributed, global_any, global_mean, init_distributed
 from .feed import TrainFeed, build_feed
 from .interrupt import stop_on_signals
 from .optim import build_optimizer, build_scheduler
 from .rng import restore_rng_state, seed_everything
-from .run_dir import LAST, METRICS, MetricsLog, prepare_run_dir, write_run_config
+from .run_dir import LAST, METRICS, MetricsLog, RunFolderGuard, prepare_run_dir, write_run_config
 from .saving import save_checkpoint
 from .train_state import Position, SavedRun, read_saved_run, restore_training_state
 
@@ -65,6 +65,8 @@ class TrainSummary:
         epoch: the epoch in progress (== epochs when training finished its schedule).
         losses: the loss terms of the last step (averaged over ranks).
         interrupted: stopped early by SIGINT/SIGTERM (``last.pt`` holds the position).
+        stop_signal: the signal that stopped it ("SIGINT", "SIGTERM"; "" when it finished or,
+            under DDP, on a rank told to stop by another).
         resumed_from: the checkpoint a resumed run started from.
         seconds: wall time of this call.
         evaluations: step -> metrics of the periodic evaluations.
@@ -77,6 +79,7 @@ class TrainSummary:
     epoch: int
     losses: dict[str, float]
     interrupted: bool = False
+    stop_signal: str = ""
     resumed_from: Path | None = None
     seconds: float = 0.0
     evaluations: dict[int, dict[str, float]] = field(default_factory=dict)
@@ -153,11 +156,12 @@ def train(
     started = time.perf_counter()
     ctx = init_distributed(device)
     try:
-        run, resumed_from = _prepare(
-            ctx, Path(data_root), split, preset, Path(out_dir), dict(overrides or {}),
-            num_frames, resume, init_from, force, eval_split, progress,
-        )  # fmt: skip
-        interrupted = _fit(run)
+        with RunFolderGuard(Path(out_dir)) as guard:
+            run, resumed_from = _prepare(
+                ctx, Path(data_root), split, preset, guard, dict(overrides or {}),
+                num_frames, resume, init_from, force, eval_split, progress,
+            )  # fmt: skip
+            stop_signal = _fit(run)
     finally:
         cleanup_distributed(ctx)
     return TrainSummary(
@@ -166,7 +170,8 @@ def train(
         steps=run.position.step,
         epoch=run.position.epoch,
         losses=dict(run.losses),
-        interrupted=interrupted,
+        interrupted=stop_signal is not None,
+        stop_signal=stop_signal or "",
         resumed_from=resumed_from,
         seconds=time.perf_counter() - started,
         evaluations=dict(run.evaluations),
@@ -225,7 +230,7 @@ def _prepare(
     data_root: Path,
     split: str,
     preset_arg: str | Preset,
-    run_dir: Path,
+    guard: RunFolderGuard,
     overrides: dict[str, Any],
     num_frames: int | None,
     resume: bool | str | Path,
@@ -235,6 +240,7 @@ def _prepare(
     progress: ProgressCallback,
 ) -> tuple[_Run, Path | None]:
     """Everything a run needs, from scratch or from a checkpoint; checks come before any write."""
+    run_dir = guard.run_dir
     preset = _resolve_preset(preset_arg)
     resume_path = _resume_path(resume, run_dir)
     if resume_path is not None and init_from is not None:
@@ -248,6 +254,7 @@ def _prepare(
         check_eval_split(data_root, eval_split)
     if ctx.is_main:
         prepare_run_dir(run_dir, resume=resume_path is not None, force=force)
+        guard.owned = True
     feed = build_feed(data_root, split, ctx, model_config.num_frames, data_config, config, saved)
     categories = saved.categories if saved is not None else feed.categories
     model_config = dataclasses.replace(model_config, num_classes=categories.num_classes)
@@ -332,8 +339,8 @@ def _wrap_ddp(module: nn.Module, ctx: DistContext) -> nn.Module:
 # The loop
 
 
-def _fit(run: _Run) -> bool:
-    """Train until the schedule ends; True if stopped by a signal."""
+def _fit(run: _Run) -> str | None:
+    """Train until the schedule ends; the stop signal's name ("" from another rank) if stopped."""
     meter = _Meter()
     with stop_on_signals() as stop:
         while run.position.step < run.total_steps and run.position.epoch < run.config.epochs:
@@ -342,7 +349,7 @@ def _fit(run: _Run) -> bool:
                 _after_step(run, meter)
                 if global_any(stop.requested, run.ctx.device):
                     save_checkpoint(run, numbered=False)
-                    return True
+                    return stop.signal_name
                 if run.position.step >= run.total_steps:
                     break
             else:
@@ -351,7 +358,7 @@ def _fit(run: _Run) -> bool:
     run.progress(
         ProgressUpdate("iterations", run.position.step, run.total_steps, done=True, info=_short(run.losses))
     )
-    return False
+    return None
 
 
 def _end_epoch(run: _Run) -> None:

@@ -32,6 +32,7 @@ from ..data.video_io import VideoSource, iter_videos, open_video
 from ..engine.device import PrecisionChoice, select_device
 from ..errors import ConfigError, VistrError
 from ..progress import ProgressCallback, ProgressUpdate, no_progress
+from .output_dir import drop_if_empty, prepare_output_dir, remove_stale_partials, settings_change
 from .segmenter import VideoSegmenter
 from .tracker import FinalTrack
 from .writers import SpoolWriter, build_results, write_frame_outputs, write_results
@@ -81,6 +82,7 @@ class VideoStatus:
     low_score: int = 0  # of ``tracks``, those scoring below :data:`~vistr_core.config.LOW_SCORE`
     fps: float = 0.0
     message: str = ""
+    changed: bool = False  # skipped although made with another checkpoint or other settings
 
 
 @dataclass
@@ -123,6 +125,7 @@ def segment_videos(
     *,
     checkpoint: Path | None = None,
     model: nn.Module | None = None,
+    num_frames: int | None = None,
     infer: InferConfig | None = None,
     device: str | torch.device = "auto",
     outputs: OutputOptions | None = None,
@@ -141,6 +144,7 @@ def segment_videos(
         checkpoint: a `vistr train` checkpoint or an official release file (or pass ``model``).
         model: an already loaded VisTR (with ``.config``, ``.categories``, ``.data_config``); it
             stays on its device when ``device`` is "auto".
+        num_frames: T for an official checkpoint (its n*T queries do not say T; default 36).
         video_id: the ``video_id`` written in every results.json; None: a frame folder inside a
             YouTube-VIS dataset gets that dataset's id for it, any other video
             :data:`DEFAULT_VIDEO_ID` (``meta.json`` records which: ``video_id_from``).
@@ -158,23 +162,26 @@ def segment_videos(
     todo = [(v, n) for v, n in mine if force or not is_finished(out_dir / n)]
     summary = SegmentSummary()
     job: _Job | None = None
-    if todo:
-        if model is None:
-            model = _load(checkpoint, select_device(device) if isinstance(device, str) else device)
-        # a given model stays on its device unless a device is asked for explicitly
-        segmenter = VideoSegmenter(model, infer=infer, device=None if device == "auto" else device)
-        ids = _VideoIds(video_id)
-        job = _Job(segmenter, frames, ids, outputs, checkpoint, force, progress)
-        summary.precision = segmenter.precision
-    for done, (video, name) in enumerate(mine):
-        progress(ProgressUpdate("videos", done, len(mine), description=name))
-        if job is None or (not force and is_finished(out_dir / name)):
-            status = VideoStatus(video, name, "skipped", message="already done; --force to redo")
-        else:
-            status = job.run(video, out_dir / name)
-        summary.videos.append(status)
-        if on_video is not None:
-            on_video(status)
+    created = prepare_output_dir(Path(out_dir)) if todo else False
+    remove_stale_partials(Path(out_dir), [n for _, n in mine])
+    try:
+        if todo:
+            job = _job(
+                checkpoint, model, num_frames, infer, device, frames, video_id, outputs, force, progress
+            )
+            summary.precision = job.segmenter.precision
+        settings = _settings(infer, outputs, frames)
+        for done, (video, name) in enumerate(mine):
+            progress(ProgressUpdate("videos", done, len(mine), description=name))
+            if job is None or (not force and is_finished(out_dir / name)):
+                status = _skipped(video, name, out_dir / name, checkpoint, settings)
+            else:
+                status = job.run(video, out_dir / name)
+            summary.videos.append(status)
+            if on_video is not None:
+                on_video(status)
+    finally:
+        drop_if_empty(Path(out_dir), created=created)
     progress(ProgressUpdate("videos", len(mine), len(mine), done=True))
     return summary
 
@@ -194,16 +201,54 @@ class _VideoIds:
         return (DEFAULT_VIDEO_ID, "default") if found is None else (found.video_id, "dataset")
 
 
+def _job(
+    checkpoint: Path | None,
+    model: nn.Module | None,
+    num_frames: int | None,
+    infer: InferConfig,
+    device: str | torch.device,
+    frames: FrameRange,
+    video_id: int | None,
+    outputs: OutputOptions,
+    force: bool,
+    progress: ProgressCallback,
+) -> _Job:
+    if model is None:
+        model = _load(checkpoint, select_device(device) if isinstance(device, str) else device, num_frames)
+    # a given model stays on its device unless a device is asked for explicitly
+    segmenter = VideoSegmenter(model, infer=infer, device=None if device == "auto" else device)
+    return _Job(segmenter, frames, _VideoIds(video_id), outputs, checkpoint, force, progress)
+
+
+def _settings(infer: InferConfig, outputs: OutputOptions, frames: FrameRange) -> dict[str, Any]:
+    """This run's settings as :func:`_meta` records them (compared with a finished video's)."""
+    return {
+        "infer": config_to_dict(infer),
+        "outputs": {"png": outputs.png, "mots": outputs.mots, "render": outputs.render},
+        "frame_range": {"start": frames.start, "end": frames.end, "stride": frames.stride},
+    }
+
+
+def _skipped(
+    video: Path, name: str, folder: Path, checkpoint: Path | None, settings: dict[str, Any]
+) -> VideoStatus:
+    change = settings_change(folder, checkpoint=checkpoint, settings=settings)
+    if change:
+        message = f"{folder} was {change}; kept as it is, pass --force to redo it with these"
+        return VideoStatus(video, name, "skipped", message=message, changed=True)
+    return VideoStatus(video, name, "skipped", message="already done; --force to redo")
+
+
 def _inside(path: Path, folder: Path) -> bool:
     return Path(path).resolve().is_relative_to(Path(folder).resolve())
 
 
-def _load(checkpoint: Path | None, device: torch.device) -> nn.Module:
+def _load(checkpoint: Path | None, device: torch.device, num_frames: int | None = None) -> nn.Module:
     if checkpoint is None:
         raise ConfigError(f"no model given; {CHECKPOINT_HINT}")
     from .. import load_model
 
-    return load_model(checkpoint, device=device)
+    return load_model(checkpoint, num_frames=num_frames, device=device)
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..categories import CategoryMap
 from ..config import InferConfig
 from ..data.ytvis import VideoInfo, YTVISIndex, load_ytvis, read_json, read_rgb
 from ..engine.device import select_device
+from ..errors import DatasetError
 from ..ops.masks import encode_masks
 from ..progress import ProgressCallback, ProgressUpdate, no_progress
 from .segmenter import FrameInfo, VideoSegmenter
@@ -60,6 +62,36 @@ def _collect(
         segmentations.setdefault(track_id, [None] * length)[frame.position] = rle
 
 
+def check_scorable(
+    categories: CategoryMap, ground_truth: dict[str, Any], annotation_file: Path, checkpoint: Path | None
+) -> None:
+    """Refuse, before any prediction, a split with no ground truth tracks or with categories the
+    model does not know (by id, or by name where the model's names are real ones): its score would
+    be meaningless after minutes or hours of predicting."""
+    if not ground_truth.get("annotations"):
+        raise DatasetError(
+            f"{annotation_file} has no annotations, so there is nothing to score against; "
+            "predict it with `vistr segment`, or evaluate a split with ground truth (e.g. from `vistr data split`)"
+        )
+    model = categories.id_to_name()
+    names = {int(c["id"]): str(c["name"]) for c in ground_truth.get("categories") or []}
+    used = sorted({int(a["category_id"]) for a in ground_truth["annotations"]})
+    unknown = [i for i in used if i not in model]
+    renamed = [
+        i
+        for i in used
+        if i in model and model[i] != f"class_{i}" and model[i].lower() != names.get(i, "").lower()
+    ]
+    if unknown or renamed:
+        what = checkpoint if checkpoint is not None else "the model"
+        bad = unknown[0] if unknown else renamed[0]
+        their = "has no such id" if unknown else f"calls it {model[bad]!r}"
+        raise DatasetError(
+            f"{annotation_file} does not fit {what}: category {bad} {names.get(bad, '?')!r}: the checkpoint {their} "
+            f"({len(unknown)} unknown, {len(renamed)} renamed of {len(used)}); evaluate the checkpoint trained on this dataset"
+        )
+
+
 def predict_split(
     data_root: Path,
     split: str,
@@ -77,10 +109,12 @@ def predict_split(
         split: e.g. ``"valid"``.
         checkpoint: what to load (on ``device``), unless ``model`` is given: e.g. the trainer's,
             possibly DDP-wrapped, used on its own device and put back in its train/eval mode after.
+            A loaded checkpoint must fit the split (:func:`check_scorable`) before any prediction.
     Returns:
         ``(results, ground_truth)``: the YouTube-VIS results list (with ``track_id``) and the
         split's annotation JSON as a dict.
     """
+    loaded = model is None
     if model is None:
         from .segment import _load
 
@@ -89,6 +123,8 @@ def predict_split(
         model = getattr(model, "module", model)
     index = load_ytvis(data_root, split)
     ground_truth = read_json(index.annotation_file)
+    if loaded:  # a given model is the caller's business (the trainer's fits its dataset)
+        check_scorable(model.categories, ground_truth, index.annotation_file, checkpoint)
     was_training = model.training
     model.eval()
     try:

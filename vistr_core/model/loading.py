@@ -1,6 +1,6 @@
 """Loading VisTR weights: our checkpoints, the official release files, DETR initializations.
 
-Every file goes through :func:`vistr_core.engine.checkpoint.read_checkpoint` (``weights_only``),
+Every file goes through :func:`vistr_core.checkpoint_io.read_checkpoint` (``weights_only``),
 so a checkpoint never runs code. Anything that does not fit raises a one-line
 :class:`CheckpointError` naming the file, the offending keys and shapes, and what to pass instead.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,15 @@ import torch
 from torch import Tensor, nn
 
 from ..categories import CategoryMap
+from ..checkpoint_io import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_SCHEMA,
+    checkpoint_args,
+    is_vistr_checkpoint,
+    read_checkpoint,
+)
 from ..config import DataConfig, ModelConfig, TrainConfig, config_from_dict, config_to_dict
-from ..engine.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_SCHEMA, is_vistr_checkpoint, read_checkpoint
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, VistrWarning
 from ..presets import get_preset
 from .vistr import VisTR, build_vistr
 
@@ -129,7 +136,41 @@ def _load_vistr_checkpoint(path: Path, obj: dict[str, Any], num_frames: int | No
 
 
 def _load_official(path: Path, obj: dict[str, Any], num_frames: int | None) -> VisTR:
-    return model_from_official_state(_state_dict_of(path, obj), num_frames=num_frames, path=path)
+    """An official release file or a reference training checkpoint; the latter's ``args`` say T
+    (used when ``num_frames`` is not given and it fits) and are compared with the tensors."""
+    state = _state_dict_of(path, obj)
+    args = checkpoint_args(obj)
+    queries = state.get("vistr.query_embed.weight")
+    said_t = args.get("num_frames")
+    if num_frames is None and isinstance(said_t, int) and queries is not None and said_t > 0:
+        num_frames = said_t if queries.shape[0] % said_t == 0 else None
+    model = model_from_official_state(state, num_frames=num_frames, path=path)
+    warn_args_disagree(path, args, model.config)
+    return model
+
+
+#: ``args`` fields of the reference/DETR checkpoints that the tensors also say.
+_ARGS_CHECKED = ("backbone", "num_frames", "hidden_dim")
+
+
+def warn_args_disagree(
+    path: Path | str, args: dict[str, Any], config: ModelConfig, *, against: str = "the weights give"
+) -> None:
+    """A :class:`VistrWarning` naming what a checkpoint's ``args`` say that its tensors (or the
+    model they go into, ``config``) contradict; the tensors win."""
+    differ = [
+        (name, args[name], getattr(config, name))
+        for name in _ARGS_CHECKED
+        if name in args and args[name] != getattr(config, name)
+    ]
+    if differ:
+        said = ", ".join(f"{n}={a!r}" for n, a, _ in differ)
+        used = ", ".join(f"{n}={c!r}" for n, _, c in differ)
+        warnings.warn(
+            f"checkpoint {path}: its args say {said}, but {against} {used}; using the weights",
+            VistrWarning,
+            stacklevel=2,
+        )
 
 
 def model_from_official_state(
@@ -183,9 +224,10 @@ def infer_official_config(
         )
     frames = OFFICIAL_NUM_FRAMES if num_frames is None else num_frames
     if frames < 1 or queries % frames:
+        divisors = [t for t in range(2, min(queries, 64) + 1) if queries % t == 0]
         raise CheckpointError(
             f"checkpoint {path} has {queries} queries, which {frames} frames do not divide; "
-            f"pass a num_frames that divides {queries} (the official models use 36)"
+            f"pass --num-frames (num_frames=) with a divisor of {queries}: {', '.join(map(str, divisors)) or '1'}"
         )
     try:
         return ModelConfig(
@@ -263,6 +305,8 @@ def init_from_detr(model: nn.Module, path: str | os.PathLike[str]) -> LoadReport
     obj = read_checkpoint(p)
     state = _state_dict_of(p, obj)
     inner = getattr(model, "module", model)
+    if isinstance(getattr(inner, "config", None), ModelConfig):
+        warn_args_disagree(p, checkpoint_args(obj), inner.config, against="the model being trained has")
     is_detr = any(k.startswith(_DETR_ONLY) for k in state)
     target = inner.state_dict()
     loaded, skipped = [], []

@@ -68,3 +68,41 @@ def rle_size(segm: Segmentation) -> tuple[int, int] | None:
         h, w = segm["size"]
         return int(h), int(w)
     return None
+
+
+def compressed_rle_counts(counts: str | bytes) -> np.ndarray:
+    """The run lengths ``int64 [M]`` a COCO compressed RLE string stands for.
+
+    pycocotools refuses strings whose runs add up to more than H*W but accepts fewer (and then
+    decodes uninitialized memory), so callers compare ``counts.sum()`` with H*W themselves.
+
+    Raises:
+        ValueError: a character outside the format's alphabet ('0'..'o'), a string that stops
+            inside a number, or a negative run.
+    """
+    raw = counts.encode("utf-8") if isinstance(counts, str) else bytes(counts)
+    chars = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48
+    if chars.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if chars.min() < 0 or chars.max() > 63:
+        raise ValueError("characters outside the RLE alphabet")
+    last = (chars & 0x20) == 0  # a number ends at a character without the continuation bit
+    if not last[-1]:
+        raise ValueError("the string ends inside a number")
+    number = np.concatenate([[0], np.cumsum(last)[:-1]])  # which number each character belongs to
+    start = np.concatenate([[0], np.flatnonzero(last)[:-1] + 1])
+    shift = 5 * (np.arange(chars.size) - start[number])
+    if shift.max(initial=0) > 55:
+        raise ValueError("a run length too large")
+    values = np.bincount(number, weights=(chars & 0x1F) << shift).astype(np.int64)
+    ends = np.flatnonzero(last)
+    negative = (chars[ends] & 0x10) != 0  # sign bit of the number's last 5-bit group
+    values[negative] -= 1 << (shift[ends][negative] + 5)
+    # from the fourth run on, each is stored as the difference to the run two before it
+    runs = values.copy()
+    for parity in (0, 1):
+        first = 2 if parity == 0 else 1
+        runs[first::2] = np.cumsum(values[first::2])
+    if (runs < 0).any():
+        raise ValueError("a negative run length")
+    return runs

@@ -100,6 +100,7 @@ def tracks_from_results(
         )
     chosen = video_id if video_id is not None else (ids[0] if ids else None)
     tracks: list[Track] = []
+    first_entry: dict[int, int] = {}  # track id -> the entry that has it
     for position, entry in enumerate(results):
         where = f"{source} entry {position}"
         if not isinstance(entry, Mapping) or not isinstance(entry.get("segmentations"), list):
@@ -111,6 +112,7 @@ def tracks_from_results(
             category_id, score = int(entry["category_id"]), float(entry["score"])
         except (KeyError, TypeError, ValueError) as err:
             raise ResultsError(f"{where} lacks a valid {err}; entries need category_id and score") from None
+        _check_track_id(track_id, position, first_entry, source, chosen)
         rles = tuple(_rle(s, where) for s in entry["segmentations"])
         tracks.append(Track(track_id, category_id, score, rles))
     lengths = {len(t.rles) for t in tracks}
@@ -120,6 +122,20 @@ def tracks_from_results(
             "every entry needs one segmentation (or null) per frame"
         )
     return tracks, chosen
+
+
+def _check_track_id(
+    track_id: int, position: int, first_entry: dict[int, int], source: str, video: int | None
+) -> None:
+    """Track ids pick colours and legend rows: each must be >= 1 and name one track of the video."""
+    if track_id < 1:
+        raise ResultsError(f"{source} entry {position} has track_id {track_id}; track ids start at 1")
+    if track_id in first_entry:
+        raise ResultsError(
+            f"{source}: track_id {track_id} of video {video} is on entries {first_entry[track_id]} and {position} "
+            "(a missing track_id counts as the entry's position + 1); give each track its own id"
+        )
+    first_entry[track_id] = position
 
 
 def mask_size(tracks: Sequence[Track], source: str) -> tuple[int, int] | None:
