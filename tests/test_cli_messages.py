@@ -39,7 +39,7 @@ def loads(monkeypatch) -> list:
     """Every checkpoint "loads" as a WeakSlotModel; the list records the loads."""
     loaded: list = []
 
-    def load(checkpoint, device):
+    def load(checkpoint, device, num_frames=None):
         loaded.append(checkpoint)
         return WeakSlotModel()
 
@@ -113,14 +113,12 @@ def test_a_file_that_is_no_checkpoint_says_so_without_internals(tmp_path):
     with pytest.raises(CheckpointError) as err:
         read_checkpoint(bogus)
     assert str(err.value) == (
-        f"checkpoint {bogus} is not a PyTorch checkpoint (or is truncated); "
-        "pass a file written by `vistr train` or vistr_r50.pth / vistr_r101.pth"
+        f"checkpoint {bogus} is not a PyTorch checkpoint; "
+        "pass a file written by `vistr train`, vistr_r50.pth / vistr_r101.pth or a reference/DETR checkpoint"
     )
     torch.save({"model": {}}, bogus)
-    bogus.write_bytes(bogus.read_bytes()[:-100])  # a truncated zip: torch's sentence is kept
-    with pytest.raises(
-        CheckpointError, match=r"is not a PyTorch checkpoint \(or is truncated\) \(.+ .+\); pass"
-    ):
+    bogus.write_bytes(bogus.read_bytes()[:-100])  # a truncated zip: said so, without torch's internals
+    with pytest.raises(CheckpointError, match=r"is truncated or damaged \(\d+ bytes\); copy or download it again"):
         read_checkpoint(bogus)
 
 
