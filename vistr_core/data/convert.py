@@ -52,7 +52,7 @@ from ..progress import ProgressCallback, ProgressUpdate, no_progress
 from .video_io import natural_key
 from .ytvis import load_ytvis, read_json, track_json
 
-FORMATS = ("ytvis", "mots", "davis")
+FORMATS = ("ytvis", "mots", "davis", "cvat")
 SIDECAR = "vistr.json"
 MOTS_IGNORE = 10000
 DAVIS_VOID = 254  # values >= 254 are "void" in DAVIS tools (255 written by them)
@@ -89,6 +89,10 @@ def detect_format(src: Path) -> str:
         return "mots"
     if (src / "Annotations").is_dir():
         return "davis"
+    from .convert_cvat import looks_like_cvat
+
+    if looks_like_cvat(src):
+        return "cvat"
     return "ytvis"
 
 
@@ -468,6 +472,7 @@ def convert_dataset(
     source_format: str | None = None,
     split: str = "train",
     mots_formats: tuple[str, ...] = ("txt", "png"),
+    cvat_shapes: str = "auto",
     force: bool = False,
     progress: ProgressCallback = no_progress,
 ) -> ConvertSummary:
@@ -477,13 +482,14 @@ def convert_dataset(
         source_format: ``ytvis``, ``mots`` or ``davis``; detected from ``src`` when None.
         split: the YouTube-VIS split to read (source) or to write (destination).
         mots_formats: which MOTS variants to write: ``txt``, ``png`` or both.
+        cvat_shapes: CVAT shapes, ``auto``, ``polygon`` or ``mask`` (see ``formats.cvat_video``).
         force: replace an existing ``dst`` (only after the conversion succeeded).
     """
     src = Path(src)
     if not src.exists():
         raise DatasetError(f"{src} does not exist; pass a YouTube-VIS, MOTS or DAVIS dataset folder")
     if source_format is None:
-        source_format = detect_format(src) if src.is_dir() else "ytvis"
+        source_format = detect_format(src) if src.is_dir() or src.suffix.lower() == ".xml" else "ytvis"
     for name, value in (("--from", source_format), ("--to", to)):
         if value not in FORMATS:
             raise ConfigError(f"{name} {value!r} is not a format; choose one of {', '.join(FORMATS)}")
@@ -491,10 +497,13 @@ def convert_dataset(
         raise ConfigError(f"source and destination are both {to}; nothing to convert")
     if not set(mots_formats) <= {"txt", "png"} or not mots_formats:
         raise ConfigError("MOTS output is txt, png or both")
+    from . import convert_cvat
+
     readers = {
         "ytvis": lambda: _read_ytvis(src, split),
         "mots": lambda: _read_mots(src),
         "davis": lambda: _read_davis(src),
+        "cvat": lambda: convert_cvat.read_cvat(src),
     }
     categories, videos, total = readers[source_format]()
     summary = ConvertSummary(out=Path(dst), to=to)
@@ -507,6 +516,8 @@ def convert_dataset(
         for video in videos:
             if to == "mots":
                 metas.append(_write_mots(video, tmp, summary, tuple(mots_formats)))
+            elif to == "cvat":
+                metas.append(convert_cvat.write_cvat(video, tmp, summary, categories, cvat_shapes))
             else:
                 metas.append(_write_davis(video, tmp, summary, palette))
             summary.videos += 1
@@ -516,6 +527,8 @@ def convert_dataset(
             )
         if to == "mots":
             _write_labels_txt(tmp / "labels.txt", categories)
+        if to == "cvat":
+            convert_cvat.write_labels_json(tmp / "labels.json", categories)
         atomic_write_json(tmp / SIDECAR, {"format": to, "categories": categories, "videos": metas}, indent=1)
     return summary
 

@@ -63,6 +63,11 @@ from .cvat_shapes import (
 SHAPE_MODES = ("auto", "polygon", "mask")
 SHAPE_TAGS = ("polygon", "mask")
 IGNORED_TAGS = ("box", "polyline", "points", "ellipse", "cuboid", "skeleton", "tag")
+ATTRIBUTES = (  # name, CVAT input type, default, values ("min\nmax\nstep" for numbers)
+    ("score", "number", "0", "0\n1\n0.0001"),
+    ("vistr_track_id", "text", "", ""),
+    ("needs_review", "checkbox", "false", "false"),
+)
 EXPORT_HINT = "export the task from CVAT as 'CVAT for video 1.1'"
 
 
@@ -197,11 +202,7 @@ def _meta(name: str, size: tuple[int, int], length: int, labels: list[str]) -> E
         ET.SubElement(node, "name").text = label
         ET.SubElement(node, "type").text = "any"
         attributes = ET.SubElement(node, "attributes")
-        for attr_name, input_type, default, values in (
-            ("score", "number", "0", "0\n1\n0.0001"),
-            ("vistr_track_id", "text", "", ""),
-            ("needs_review", "checkbox", "false", "false"),
-        ):
+        for attr_name, input_type, default, values in ATTRIBUTES:
             attr = ET.SubElement(attributes, "attribute")
             for tag, text in (
                 ("name", attr_name),
@@ -582,3 +583,24 @@ def _annotation(
     if track.score is not None:
         entry["score"] = track.score
     return entry
+
+
+def label_spec(categories: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The labels and attributes our files use, as CVAT's "Raw" label editor takes them (JSON)."""
+    return [
+        {
+            "name": str(c["name"]),
+            "type": "any",
+            "attributes": [
+                {
+                    "name": name,
+                    "mutable": False,
+                    "input_type": input_type,
+                    "default_value": default,
+                    "values": values.split("\n") if values else [],
+                }
+                for name, input_type, default, values in ATTRIBUTES
+            ],
+        }
+        for c in categories
+    ]
