@@ -69,6 +69,13 @@ def segment(
         bool, typer.Option("--mots", help="Also write tracks.mots.txt (MOTS text format).")
     ] = False,
     render: Annotated[bool, typer.Option("--render", help="Also write overlay.mp4.")] = False,
+    cvat: Annotated[
+        bool,
+        typer.Option(
+            "--cvat",
+            help="Also write annotations.xml (CVAT for video 1.1; needs_review from `vistr review`).",
+        ),
+    ] = False,
     video_id: Annotated[int, typer.Option(help="video_id written in results.json.")] = 1,
     recursive: Annotated[bool, typer.Option("--recursive/--no-recursive", help="Search sub-folders.")] = True,
     force: ForceOpt = False,
@@ -109,7 +116,7 @@ def segment(
             checkpoint=checkpoint,
             infer=infer,
             device=device,
-            outputs=OutputOptions(png=png, mots=mots, render=render),
+            outputs=OutputOptions(png=png, mots=mots, render=render, cvat=cvat),
             frames=FrameRange(start, end, stride),
             video_id=video_id,
             force=force,

@@ -272,27 +272,10 @@ def _render(
 
 def _write_cvat(results: list[dict[str, Any]], meta: dict[str, Any], path: Path, name: str) -> None:
     """CVAT for video 1.1 with every track; ``needs_review`` on those `vistr review` flags."""
-    from ..data.formats import cvat_video
     from ..review import review_results
+    from ..review.cvat import write_results_cvat
 
-    flagged = review_results(results, meta).flagged
-    cvat_video.write_video(
-        path,
-        name=name,
-        size=(meta["height"], meta["width"]),
-        length=meta["frame_count"],
-        categories=[{"id": int(k), "name": v} for k, v in meta["categories"].items()],
-        tracks=[
-            cvat_video.CvatTrack(
-                track_id=r["track_id"],
-                category_id=r["category_id"],
-                segmentations=r["segmentations"],
-                score=r["score"],
-                needs_review=r["track_id"] in flagged,
-            )
-            for r in results
-        ],
-    )
+    write_results_cvat(results, meta, path, name=name, flagged=review_results(results, meta).flagged)
 
 
 def _frame_stats(segmenter: VideoSegmenter, track: FinalTrack, count: int) -> dict[str, list[Any]]:
