@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -72,3 +73,26 @@ def test_polygon_round_trip_keeps_identities_and_changes_pixels_only_by_rasteriz
         assert np.array_equal(got, filled), (v, a)  # polygons cannot hold holes: only they change
         ious.append((masks & got).sum() / (masks | got).sum())
     assert np.mean(ious) > 0.9, ious  # 0.933 here: rings lose their holes
+
+
+def test_reads_unzipped_cvat_task_exports_with_their_frames(shapes, tmp_path):
+    convert_dataset(shapes, tmp_path / "cvat", to="cvat")
+    exports = tmp_path / "exports"
+    for xml in sorted((tmp_path / "cvat" / "annotations").iterdir())[:2]:
+        task = exports / xml.stem  # what unzipping CVAT's "CVAT for video 1.1" export gives
+        (task / "images").mkdir(parents=True)
+        shutil.copy(xml, task / "annotations.xml")
+        frames = sorted((tmp_path / "cvat" / "images" / xml.stem).iterdir())
+        for t, frame in enumerate(frames):
+            shutil.copy(frame, task / "images" / f"frame_{t:06d}.jpg")
+    summary = convert_dataset(exports, tmp_path / "back", to="ytvis")
+    assert (summary.videos, summary.frames_copied) == (2, 16)
+    back = json.loads((tmp_path / "back" / "train" / "instances.json").read_text())
+    assert back["videos"][1]["file_names"][3] == "train_00001/frame_000003.jpg"
+    original = json.loads((shapes / "train" / "instances.json").read_text())
+    first_two = {v["id"] for v in original["videos"][:2]}
+    want = [(a["id"], a["segmentations"]) for a in original["annotations"] if a["video_id"] in first_two]
+    assert [(a["id"], a["segmentations"]) for a in back["annotations"]] == want
+    assert (tmp_path / "back" / "train" / "JPEGImages" / "train_00001" / "frame_000003.jpg").read_bytes() == (
+        shapes / "train" / "JPEGImages" / original["videos"][1]["file_names"][3]
+    ).read_bytes()

@@ -71,6 +71,13 @@ class VideoTracks:
     category_ids: list[int] = field(default_factory=list)
     masks: list[np.ndarray] = field(default_factory=list)
     image_dir: Path | None = None  # where frame_names live, if frames exist
+    frame_folder: Path | None = None  # or: the folder holding the frames by file name (CVAT exports)
+
+    def frame_file(self, name: str) -> Path | None:
+        """The source file of frame ``name`` (one of ``frame_names``), if the frames exist."""
+        if self.frame_folder is not None:
+            return self.frame_folder / Path(name).name
+        return None if self.image_dir is None else self.image_dir / name
 
 
 @dataclass
@@ -305,12 +312,10 @@ def _label_map(video: VideoTracks, values: list[int], dtype: Any) -> tuple[np.nd
 
 
 def _copy_frames(video: VideoTracks, dst_dir: Path) -> int:
-    if video.image_dir is None:
-        return 0
     copied = 0
     for name in video.frame_names:
-        src = video.image_dir / name
-        if src.is_file():
+        src = video.frame_file(name)
+        if src is not None and src.is_file():
             target = dst_dir / Path(name).name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, target)
@@ -438,10 +443,10 @@ def _write_ytvis(
         for ann_id, cat, masks in zip(video.ann_ids, video.category_ids, video.masks, strict=True):
             if masks.any():
                 annotations.append(track_json(ann_id, video.id, cat, masks))
-        if video.image_dir is not None:
+        if video.image_dir is not None or video.frame_folder is not None:
             for name in video.frame_names:
-                src = video.image_dir / name
-                if src.is_file():
+                src = video.frame_file(name)
+                if src is not None and src.is_file():
                     target = split_dir / "JPEGImages" / name
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(src, target)

@@ -10,7 +10,8 @@ Layout written (one CVAT task per video; the XML format is :mod:`vistr_core.data
 Read: the same layout, a folder of CVAT exports (``<any>/annotations.xml``, e.g. unzipped task
 exports), a folder holding one ``annotations.xml``, or one ``.xml`` file. With the side-car, video
 ids, frame names and category ids come back exactly; without it videos are numbered in name order,
-categories in label order, and frames named after ``images/<video>/`` when it holds one per frame.
+categories in label order, and frames named after the files of ``images/<video>/`` (our layout) or
+``<video>/images/`` (a CVAT task export) when it holds one image per frame.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def read_cvat(src: Path) -> tuple[list[dict[str, Any]], Iterator[VideoTracks], i
     def videos() -> Iterator[VideoTracks]:
         for number, (name, path) in enumerate(files, start=1):
             meta = metas.get(name)
-            images = root / "images" / name
+            images = root / "images" / name  # our layout; a CVAT export has <video>/images/
+            images = images if images.is_dir() else path.parent / "images"
             data = cvat_video.read(
                 path,
                 video_id=int(meta["id"]) if meta else number,
@@ -71,24 +73,24 @@ def read_cvat(src: Path) -> tuple[list[dict[str, Any]], Iterator[VideoTracks], i
             for category in data["categories"]:  # labels added in CVAT get new ids
                 if all(c["id"] != category["id"] for c in categories):
                     categories.append(category)
-            yield _tracks(data, name, root / "images" if images.is_dir() else None)
+            yield _tracks(data, name, images if images.is_dir() else None)
 
     # ``categories`` is complete once the videos have been read, before anything uses it
     return categories, videos(), len(files)
 
 
 def _name_frames_after(images: Path, video: dict[str, Any]) -> None:
-    """Frame names from ``images/<video>/`` when it holds exactly one image per frame."""
+    """Frame names from the video's image folder when it holds exactly one image per frame."""
     if not images.is_dir():
         return
     files = sorted(
         (p.name for p in images.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS), key=natural_key
     )
     if len(files) == video["length"]:
-        video["file_names"] = [f"{images.name}/{f}" for f in files]
+        video["file_names"] = files
 
 
-def _tracks(data: dict[str, Any], name: str, image_dir: Path | None) -> VideoTracks:
+def _tracks(data: dict[str, Any], name: str, frame_folder: Path | None) -> VideoTracks:
     (video,) = data["videos"]
     height, width = video["height"], video["width"]
     tracks = VideoTracks(
@@ -97,7 +99,7 @@ def _tracks(data: dict[str, Any], name: str, image_dir: Path | None) -> VideoTra
         height=height,
         width=width,
         frame_names=[f"{name}/{Path(f).name}" for f in video["file_names"]],
-        image_dir=image_dir,
+        frame_folder=frame_folder,
     )
     empty = np.zeros((height, width), dtype=bool)
     for ann in data["annotations"]:
