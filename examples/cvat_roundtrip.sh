@@ -1,29 +1,54 @@
 #!/usr/bin/env bash
-# Move mask tracks to CVAT and back, keeping identities and category ids, then retrain.
+# Correct a model's tracks in CVAT and fine-tune on the corrections:
+# segment -> review -> export for CVAT -> (correct in CVAT) -> import -> fine-tune.
 #
-#   bash examples/cvat_roundtrip.sh DATA CHECKPOINT
+#   bash examples/cvat_roundtrip.sh VIDEOS CHECKPOINT [PRESET]
 #
-# DATA: a YouTube-VIS folder (any layout vistr reads) whose `train` split you want to correct.
-# CHECKPOINT: the model to fine-tune afterwards (a vistr checkpoint or vistr_r50.pth).
+# VIDEOS: a video file, a frame folder, or a folder of them (what `vistr segment` takes).
+# CHECKPOINT: the model to segment with and fine-tune (a vistr checkpoint or vistr_r50.pth).
+# PRESET: the recipe to fine-tune with (default vistr_r50; `tiny` for the quickstart's model).
 set -euo pipefail
-DATA=${1:?usage: cvat_roundtrip.sh DATA CHECKPOINT}
-CKPT=${2:?usage: cvat_roundtrip.sh DATA CHECKPOINT}
+VIDEOS=${1:?usage: cvat_roundtrip.sh VIDEOS CHECKPOINT [PRESET]}
+CKPT=${2:?usage: cvat_roundtrip.sh VIDEOS CHECKPOINT [PRESET]}
+PRESET=${3:-vistr_r50}
 WORK=${WORK:-cvat-work}
+run() { echo "+ $*"; "$@"; }
 
-# 1. YouTube-VIS -> MOTS: instances/<video>/<frame>.png (16-bit, id = class*1000 + k, what CVAT's
-#    "MOTS PNG 1.0" imports), instances_txt/<video>.txt, images/<video>/, labels.txt, and a
-#    vistr.json side-car that keeps video ids, annotation ids and category ids.
-vistr data convert "$DATA" "$WORK/mots" --split train --to mots --force
+# 1. Segment. --cvat writes OUT/<video>/annotations.xml (CVAT for video 1.1): one <track> per object,
+#    polygons (or CVAT masks where a polygon cannot hold the shape), keyframes where it changes,
+#    `outside` where the object is absent, attributes score / vistr_track_id / needs_review.
+run vistr segment "$VIDEOS" -c "$CKPT" -o "$WORK/segment" --cvat --force
 
-# 2. In CVAT: create a task per video from $WORK/mots/images/<video>, upload the zipped
-#    $WORK/mots/<video> export as "MOTS PNG 1.0", correct the masks, export "MOTS PNG 1.0" again
-#    and unzip it into $WORK/corrected (same layout; copy vistr.json and labels.txt beside it).
-#    (Predictions of `vistr segment --mots` are MOTS text in the same id convention.)
-[ -d "$WORK/corrected" ] || cp -r "$WORK/mots" "$WORK/corrected"   # no CVAT here: round-trip as is
+# 2. Review: what to check first, and why (review.json, review.csv, a table of the worst items).
+#    --cvat rewrites annotations.xml with needs_review from these thresholds.
+for out in "$WORK"/segment/*/; do
+    run vistr review "$out" --cvat --force
+    run vistr render "$out" --review "$out/review.json" -o "$out/review.mp4" --force
+done
 
-# 3. MOTS -> YouTube-VIS (train/instances.json + train/JPEGImages), then check it.
-vistr data convert "$WORK/corrected" "$WORK/ytvis" --from mots --to ytvis --force
-vistr data check "$WORK/ytvis" --split train
+# 3. In CVAT, per video: create a task from its frames (mode: interpolation), labels from
+#    $WORK/segment/<video>/annotations.xml's <labels> (same names; add the attributes score,
+#    vistr_track_id and needs_review to keep them), then Actions > Upload annotations >
+#    "CVAT for video 1.1" > annotations.xml. Filter by needs_review==true, fix those tracks (merge
+#    fragments, split switched ids, delete false ones, fix classes and masks), then
+#    Export task dataset > "CVAT for video 1.1" and unzip it into $WORK/corrected/<video>/
+#    (it holds annotations.xml and images/). Without CVAT here, the uncorrected files stand in:
+if [ ! -d "$WORK/corrected" ]; then
+    for out in "$WORK"/segment/*/; do
+        mkdir -p "$WORK/corrected/$(basename "$out")"
+        cp "$out/annotations.xml" "$WORK/corrected/$(basename "$out")/"
+    done
+fi
 
-# 4. Fine-tune on the corrected data.
-vistr train --data "$WORK/ytvis" --preset vistr_r50 --out runs/corrected --init-from "$CKPT" --force
+# 4. CVAT -> YouTube-VIS (train/instances.json, one annotation per track, RLE masks), checked.
+#    Frames are taken from <video>/images/ of the CVAT export when present.
+run vistr data convert "$WORK/corrected" "$WORK/ytvis" --from cvat --to ytvis --force
+run vistr data check "$WORK/ytvis" --split train --no-files
+
+# 5. Fine-tune on the corrections (needs the frames: export "with images" from CVAT).
+if [ -n "$(ls -A "$WORK/ytvis/train/JPEGImages" 2>/dev/null)" ]; then
+    run vistr train --data "$WORK/ytvis" --preset "$PRESET" --out "$WORK/finetuned" --init-from "$CKPT" --force
+else
+    echo "no frames in $WORK/ytvis/train/JPEGImages: export from CVAT with images, then run:"
+    echo "  vistr train --data $WORK/ytvis --preset $PRESET --out $WORK/finetuned --init-from $CKPT"
+fi

@@ -118,7 +118,9 @@ def test_a_file_that_is_no_checkpoint_says_so_without_internals(tmp_path):
     )
     torch.save({"model": {}}, bogus)
     bogus.write_bytes(bogus.read_bytes()[:-100])  # a truncated zip: said so, without torch's internals
-    with pytest.raises(CheckpointError, match=r"is truncated or damaged \(\d+ bytes\); copy or download it again"):
+    with pytest.raises(
+        CheckpointError, match=r"is truncated or damaged \(\d+ bytes\); copy or download it again"
+    ):
         read_checkpoint(bogus)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 import vistr_core
-from vistr_cli.commands import data, eval, render, segment, train
+from vistr_cli.commands import data, eval, render, review, segment, train
 from vistr_cli.errors import show_warnings_as_lines
 from vistr_core.model.cpu_memory import keep_freed_memory
 
@@ -45,6 +45,7 @@ app.command("segment")(segment.segment)
 app.command("train")(train.train)
 app.command("eval")(eval.evaluate)
 app.command("render")(render.render)
+app.command("review")(review.review)
 app.add_typer(data.app, name="data")
 
 

@@ -147,9 +147,9 @@ def split(
 def convert(
     src: Annotated[Path, typer.Argument(help="Source dataset folder (or YouTube-VIS annotation file).")],
     dst: Annotated[Path, typer.Argument(help="Folder to create.")],
-    to: Annotated[str, typer.Option("--to", help="ytvis, mots or davis.")],
+    to: Annotated[str, typer.Option("--to", help="ytvis, mots, davis or cvat.")],
     source_format: Annotated[
-        str | None, typer.Option("--from", help="ytvis, mots or davis (default: detected).")
+        str | None, typer.Option("--from", help="ytvis, mots, davis or cvat (default: detected).")
     ] = None,
     split: Annotated[
         str | None,
@@ -163,9 +163,16 @@ def convert(
     mots: Annotated[
         str, typer.Option("--mots", help="MOTS variants to write: txt, png or txt,png.")
     ] = "txt,png",
+    cvat_shapes: Annotated[
+        str,
+        typer.Option(
+            "--cvat-shapes", help="CVAT shapes: auto (polygons where exact, else masks), polygon or mask."
+        ),
+    ] = "auto",
     force: ForceOpt = False,
 ) -> None:
-    """Convert mask tracks between YouTube-VIS JSON, MOTS (txt/png, as CVAT uses) and DAVIS PNG folders."""
+    """Convert mask tracks between YouTube-VIS JSON, MOTS (txt/png), DAVIS PNG folders and CVAT for
+    video 1.1 XML."""
     from vistr_core.data.convert import convert_dataset
 
     with RichProgress(transient=True) as progress:
@@ -176,6 +183,7 @@ def convert(
             source_format=source_format,
             split=split,
             mots_formats=tuple(p.strip() for p in mots.split(",") if p.strip()),
+            cvat_shapes=cvat_shapes,
             force=force,
             progress=progress,
         )

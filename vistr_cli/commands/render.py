@@ -84,6 +84,14 @@ def render(
         float | None,
         typer.Option("--fps", min=0.01, help="Output frame rate (default: the source's; 6 for --gt frames)."),
     ] = None,
+    review: Annotated[
+        Path | None,
+        typer.Option(
+            "--review",
+            help="review.json from `vistr review`: flagged tracks get '! reason' in their label (shown at any score).",
+            dir_okay=False,
+        ),
+    ] = None,
     force: ForceOpt = False,
 ) -> None:
     """Draw colored masks, contours, labels and track ids over a video, one stable colour per track.
@@ -94,6 +102,7 @@ def render(
       vistr render results.json --video clip.mp4 -o frames/ --boxes --legend
       vistr render --gt valid.json --video-id 3 --frames-root valid/JPEGImages -o gt.mp4
       vistr render results.json --gt valid.json --video-id 3 -o side_by_side.mp4
+      vistr render out/clip/ --review out/clip/review.json -o review.mp4
     """
     if start is not None and end is not None and end <= start:
         raise ConfigError(f"--end {end} must be greater than --start {start}")
@@ -112,6 +121,7 @@ def render(
         end=end,
         fps=fps,
         force=force,
+        review=review,
     )
     with RichProgress(transient=True) as progress:
         summary = run_render(request, progress=progress)

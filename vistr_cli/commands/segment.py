@@ -81,6 +81,13 @@ def segment(
         bool, typer.Option("--mots", help="Also write tracks.mots.txt (MOTS text format).")
     ] = False,
     render: Annotated[bool, typer.Option("--render", help="Also write overlay.mp4.")] = False,
+    cvat: Annotated[
+        bool,
+        typer.Option(
+            "--cvat",
+            help="Also write annotations.xml (CVAT for video 1.1; needs_review from `vistr review`).",
+        ),
+    ] = False,
     video_id: Annotated[
         int | None,
         typer.Option(
@@ -134,7 +141,7 @@ def segment(
             num_frames=num_frames,
             infer=infer,
             device=device,
-            outputs=OutputOptions(png=png, mots=mots, render=render),
+            outputs=OutputOptions(png=png, mots=mots, render=render, cvat=cvat),
             frames=frames,
             video_id=video_id,
             force=force,

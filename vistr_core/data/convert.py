@@ -54,7 +54,7 @@ from ..progress import ProgressCallback, ProgressUpdate, no_progress
 from .video_io import natural_key
 from .ytvis import load_ytvis, read_json, track_json
 
-FORMATS = ("ytvis", "mots", "davis")
+FORMATS = ("ytvis", "mots", "davis", "cvat")
 SIDECAR = "vistr.json"
 MOTS_IGNORE = 10000
 DAVIS_VOID = 254  # values >= 254 are "void" in DAVIS tools (255 written by them)
@@ -73,6 +73,13 @@ class VideoTracks:
     category_ids: list[int] = field(default_factory=list)
     masks: list[np.ndarray] = field(default_factory=list)
     image_dir: Path | None = None  # where frame_names live, if frames exist
+    frame_folder: Path | None = None  # or: the folder holding the frames by file name (CVAT exports)
+
+    def frame_file(self, name: str) -> Path | None:
+        """The source file of frame ``name`` (one of ``frame_names``), if the frames exist."""
+        if self.frame_folder is not None:
+            return self.frame_folder / Path(name).name
+        return None if self.image_dir is None else self.image_dir / name
 
 
 @dataclass
@@ -91,6 +98,10 @@ def detect_format(src: Path) -> str:
         return "mots"
     if (src / "Annotations").is_dir():
         return "davis"
+    from .convert_cvat import looks_like_cvat
+
+    if looks_like_cvat(src):
+        return "cvat"
     return "ytvis"
 
 
@@ -339,12 +350,10 @@ def _label_map(video: VideoTracks, values: list[int], dtype: Any) -> tuple[np.nd
 
 
 def _copy_frames(video: VideoTracks, dst_dir: Path) -> int:
-    if video.image_dir is None:
-        return 0
     copied = 0
     for name in video.frame_names:
-        src = video.image_dir / name
-        if src.is_file():
+        src = video.frame_file(name)
+        if src is not None and src.is_file():
             target = dst_dir / Path(name).name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, target)
@@ -472,10 +481,10 @@ def _write_ytvis(
         for ann_id, cat, masks in zip(video.ann_ids, video.category_ids, video.masks, strict=True):
             if masks.any():
                 annotations.append(track_json(ann_id, video.id, cat, masks))
-        if video.image_dir is not None:
+        if video.image_dir is not None or video.frame_folder is not None:
             for name in video.frame_names:
-                src = video.image_dir / name
-                if src.is_file():
+                src = video.frame_file(name)
+                if src is not None and src.is_file():
                     target = split_dir / "JPEGImages" / name
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(src, target)
@@ -504,6 +513,7 @@ def convert_dataset(
     source_format: str | None = None,
     split: str | None = None,
     mots_formats: tuple[str, ...] = ("txt", "png"),
+    cvat_shapes: str = "auto",
     force: bool = False,
     progress: ProgressCallback = no_progress,
 ) -> ConvertSummary:
@@ -515,13 +525,14 @@ def convert_dataset(
             (destination; default the split the source was converted from, recorded in its
             ``vistr.json``, else ``train``).
         mots_formats: which MOTS variants to write: ``txt``, ``png`` or both.
+        cvat_shapes: CVAT shapes, ``auto``, ``polygon`` or ``mask`` (see ``formats.cvat_video``).
         force: replace an existing ``dst`` (only after the conversion succeeded).
     """
     src = Path(src)
     if not src.exists():
         raise DatasetError(f"{src} does not exist; pass a YouTube-VIS, MOTS or DAVIS dataset folder")
     if source_format is None:
-        source_format = detect_format(src) if src.is_dir() else "ytvis"
+        source_format = detect_format(src) if src.is_dir() or src.suffix.lower() == ".xml" else "ytvis"
     for name, value in (("--from", source_format), ("--to", to)):
         if value not in FORMATS:
             raise ConfigError(f"{name} {value!r} is not a format; choose one of {', '.join(FORMATS)}")
@@ -529,11 +540,14 @@ def convert_dataset(
         raise ConfigError(f"source and destination are both {to}; nothing to convert")
     if not set(mots_formats) <= {"txt", "png"} or not mots_formats:
         raise ConfigError("MOTS output is txt, png or both")
+    from . import convert_cvat
+
     split = split or _recorded_split(src, source_format)
     readers = {
         "ytvis": lambda: _read_ytvis(src, split),
         "mots": lambda: _read_mots(src),
         "davis": lambda: _read_davis(src),
+        "cvat": lambda: convert_cvat.read_cvat(src),
     }
     categories, videos, total = readers[source_format]()
     summary = ConvertSummary(out=Path(dst), to=to)
@@ -546,6 +560,8 @@ def convert_dataset(
         for video in videos:
             if to == "mots":
                 metas.append(_write_mots(video, tmp, summary, tuple(mots_formats)))
+            elif to == "cvat":
+                metas.append(convert_cvat.write_cvat(video, tmp, summary, categories, cvat_shapes))
             else:
                 metas.append(_write_davis(video, tmp, summary, palette))
             summary.videos += 1
@@ -557,6 +573,8 @@ def convert_dataset(
         categories = _complete_categories(categories, used)
         if to == "mots":
             _write_labels_txt(tmp / "labels.txt", categories)
+        if to == "cvat":
+            convert_cvat.write_labels_json(tmp / "labels.json", categories)
         side = {"format": to, "split": split, "categories": categories, "videos": metas}
         atomic_write_json(tmp / SIDECAR, side, indent=1)
     return summary

@@ -49,6 +49,7 @@ class OutputOptions:
     png: bool = False
     mots: bool = False
     render: bool = False
+    cvat: bool = False  # annotations.xml (CVAT for video 1.1), needs_review from `vistr review`
     render_style: dict[str, Any] = field(default_factory=dict)
 
 
@@ -308,6 +309,8 @@ class _Job:
             _render(results, video, folder, categories, indices, outputs, self.progress)
         meta = _meta(segmenter, video, tracks, self.checkpoint, outputs)
         meta.update(video_id=video_id, video_id_from=video_id_from)
+        if outputs.cvat:
+            _write_cvat(results, meta, folder / "annotations.xml", name)
         atomic_write_json(folder / "meta.json", meta, indent=1)  # last: marks the video finished
         return count, list(tracks)
 
@@ -349,6 +352,44 @@ def _render(
     )
 
 
+def _write_cvat(results: list[dict[str, Any]], meta: dict[str, Any], path: Path, name: str) -> None:
+    """CVAT for video 1.1 with every track; ``needs_review`` on those `vistr review` flags."""
+    from ..review import review_results
+    from ..review.cvat import write_results_cvat
+
+    write_results_cvat(results, meta, path, name=name, flagged=review_results(results, meta).flagged)
+
+
+def _frame_stats(segmenter: VideoSegmenter, track: FinalTrack, count: int) -> dict[str, list[Any]]:
+    """Per results frame: the track's score and category id where it has a mask, else null."""
+    stats = segmenter.frame_stats.get(track.provisional_id, {})
+    ids = segmenter.model.categories.ids
+    scores: list[Any] = [None] * count
+    categories: list[Any] = [None] * count
+    for position, (score, label) in stats.items():
+        scores[position] = round(score, 4)
+        categories[position] = ids[label]
+    return {"frame_scores": scores, "frame_categories": categories}
+
+
+def _links(segmenter: VideoSegmenter, tracks: Sequence[FinalTrack]) -> list[dict[str, Any]]:
+    """Each kept track's continuations (window overlaps and gap resumptions) with their affinity."""
+    final = {t.provisional_id: t.track_id for t in tracks}
+    infos = segmenter.frames
+    return [
+        {
+            "track_id": final[link.track_id],
+            "frame": infos[link.position].index if link.position < len(infos) else link.position,
+            "position": link.position,
+            "kind": link.kind,
+            "iou": link.iou,
+            "affinity": link.affinity,
+        }
+        for link in segmenter.links
+        if link.track_id in final
+    ]
+
+
 def _meta(
     segmenter: VideoSegmenter,
     video: VideoSource,
@@ -380,9 +421,11 @@ def _meta(
                 "first_frame": infos[t.first_position].index,
                 "last_frame": infos[t.last_position].index,
                 "num_frames": t.num_frames,
+                **_frame_stats(segmenter, t, len(infos)),
             }
             for t in tracks
         ],
+        "links": _links(segmenter, tracks),
         "checkpoint": str(Path(checkpoint).resolve()) if checkpoint is not None else None,
         "settings": {
             "infer": config_to_dict(segmenter.infer),
@@ -391,7 +434,12 @@ def _meta(
             "device": str(segmenter.device),
             "precision": segmenter.precision.to_dict(),
             "model": config_to_dict(model.config),
-            "outputs": {"png": outputs.png, "mots": outputs.mots, "render": outputs.render},
+            "outputs": {
+                "png": outputs.png,
+                "mots": outputs.mots,
+                "render": outputs.render,
+                "cvat": outputs.cvat,
+            },
         },
         "vistr_version": __version__,
     }

@@ -96,6 +96,23 @@ class _LastSeen:
     position: int
 
 
+@dataclass(frozen=True)
+class LinkRecord:
+    """One continuation of a track: by window overlap (``kind`` "window", at the later window's
+    first frame) or after a gap (``kind`` "gap", at the resumed mask's frame).
+
+    ``affinity`` is what the link was decided on: ``iou`` (over the shared frames, or between the
+    last and first masks) minus the class penalty when the classes differ. ``vistr review`` reads
+    low affinities as likely identity switches.
+    """
+
+    track_id: int
+    position: int
+    kind: str
+    iou: float
+    affinity: float
+
+
 @dataclass
 class _Pending:
     """A predicted window whose output frames are not final until the next window is known."""
@@ -137,6 +154,8 @@ class VideoSegmenter:
         self.frames: list[FrameInfo] = []
         self.size: tuple[int, int] | None = None
         self.model_calls = 0
+        self.links: list[LinkRecord] = []  # provisional ids; see links()
+        self.frame_stats: dict[int, dict[int, tuple[float, int]]] = {}  # id -> position -> score, label
 
     def stream(self, frames: Iterable[FrameLike]) -> Iterator[WindowResult]:
         """Segment a stream of frames, yielding each window's output frames as soon as they are final.
@@ -144,6 +163,7 @@ class VideoSegmenter:
         Frames must all have one size. Calling again starts a new video (ids restart at 1).
         """
         self.book, self.last_seen, self.frames, self.size = TrackBook(), {}, [], None
+        self.links, self.frame_stats = [], {}
         items = prefetch(self._prepared(frames), depth=PREFETCH_FRAMES)
         pending: _Pending | None = None
         try:
@@ -202,8 +222,9 @@ class VideoSegmenter:
                 classes_a = majority_class(
                     previous.prediction.labels[previous.slots, : previous.window.num_real]
                 )
+                iou = sequence_iou(a, b)
                 pairs = link_slots(
-                    sequence_iou(a, b),
+                    iou,
                     classes_a,
                     classes,
                     link_iou=self.infer.link_iou,
@@ -211,6 +232,8 @@ class VideoSegmenter:
                 )
                 for i, j in pairs:
                     ids[j] = previous.track_ids[i]
+                    differ = bool(classes_a[i] != classes[j])
+                    self._record_link(ids[j], window.start, "window", float(iou[i, j]), differ)
         self._resume_after_gaps(window, masks, classes, ids)
         track_ids = [self.book.new_track() if tid is None else tid for tid in ids]
         self._remember(window, masks, classes, track_ids)
@@ -252,6 +275,12 @@ class VideoSegmenter:
         )
         for i, k in pairs:
             ids[free[k]] = lost[i][0]
+            differ = lost[i][1].label != int(classes[free[k]])
+            self._record_link(lost[i][0], first[k][0], "gap", float(iou[i, k]), differ)
+
+    def _record_link(self, track_id: int, position: int, kind: str, iou: float, differ: bool) -> None:
+        affinity = iou - self.infer.class_penalty * differ
+        self.links.append(LinkRecord(track_id, position, kind, round(iou, 4), round(affinity, 4)))
 
     def _remember(self, window: Window, masks: Tensor, classes: Tensor, track_ids: list[int]) -> None:
         """Record each track's last non-empty mask in this window; forget tracks lost too long ago.
@@ -290,6 +319,8 @@ class VideoSegmenter:
                 self.book.tracks[track_id].add_frame(
                     position, float(scores[k]), int(labels[k]), nonempty.get(k, False)
                 )
+                if nonempty.get(k, False):  # what review reads: score and class per shown frame
+                    self.frame_stats.setdefault(track_id, {})[position] = (float(scores[k]), int(labels[k]))
             frames.append(
                 FrameResult(
                     info,

@@ -265,6 +265,11 @@ def _pane(tracks: Sequence[Track], labels: Sequence[str], position: int) -> Pane
     return PaneInstances(crops, [tracks[k].track_id for k in present], [labels[k] for k in present])
 
 
+def _marked(label: str, reason: str | None) -> str:
+    """A flagged track's label leads with ``!`` and the review's reason: ``! fragment | cat 0.41 #3``."""
+    return label if reason is None else f"! {reason} | {label}"
+
+
 def _render_layers(
     video: VideoSource,
     layers: Sequence[Sequence[Track]],
@@ -278,9 +283,11 @@ def _render_layers(
     titles: Sequence[str] | None,
     progress: ProgressCallback,
     force: bool,
+    marks: Mapping[int, str] | None = None,
 ) -> RenderSummary:
     started = time.perf_counter()
-    labels = [[t.label(names) for t in layer] for layer in layers]
+    marks = marks or {}
+    labels = [[_marked(t.label(names), marks.get(t.track_id)) for t in layer] for layer in layers]
     total, seen = len(wanted), set()
     writer = OverlayWriter(
         output,
@@ -352,6 +359,7 @@ def render_overlay(
     start: int | None = None,
     end: int | None = None,
     fps: float | None = None,
+    review: Mapping[int, str] | None = None,
 ) -> RenderSummary:
     """Render a results list's tracks over their video.
 
@@ -367,6 +375,8 @@ def render_overlay(
             ``frame_indices``); None: results frame k is source frame k.
         start, end: draw only source frames ``start <= index < end``.
         fps: output frame rate; default the source's, divided by the results' frame stride.
+        review: track id → reason for the tracks ``vistr review`` flagged: their labels lead with
+            ``! reason``, and they are drawn even below ``style.score_thr``.
 
     Returns:
         a :class:`RenderSummary`. Nothing is written if any check fails (sizes, frame counts).
@@ -398,10 +408,12 @@ def render_overlay(
     try:
         _check_fits(opened, tracks, wanted, source)
         stride = _regular_stride(sorted(wanted)) or 1
+        visible = {id(t) for t in _visible(tracks, style)}
+        shown = [t for t in tracks if id(t) in visible or t.track_id in (review or {})]
         return _render_layers(
             opened,
-            [_visible(tracks, style)],
-            len(tracks) - len(_visible(tracks, style)),
+            [shown],
+            len(tracks) - len(shown),
             wanted,
             Path(output),
             style=style,
@@ -410,6 +422,7 @@ def render_overlay(
             titles=None,
             progress=progress,
             force=force,
+            marks=review,
         )
     finally:
         if opened is not video:

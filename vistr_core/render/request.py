@@ -34,6 +34,7 @@ class RenderRequest:
     end: int | None = None
     fps: float | None = None
     force: bool = False
+    review: Path | None = None  # a review.json: flagged tracks get a marker and their reason
 
 
 def read_meta(results: Path) -> dict[str, Any] | None:
@@ -81,6 +82,8 @@ def run_render(request: RenderRequest, progress: ProgressCallback = no_progress)
     """Render what ``request`` asks for; raises a :class:`~vistr_core.errors.VistrError` on any problem
     before anything is written."""
     if request.gt is not None:
+        if request.review is not None:
+            raise ConfigError("--review marks predicted tracks; it is not used with --gt")
         if request.video is not None:
             raise ConfigError("--video is not used with --gt: ground-truth frames come from --frames-root")
         return render_ground_truth(
@@ -118,4 +121,15 @@ def run_render(request: RenderRequest, progress: ProgressCallback = no_progress)
         start=request.start,
         end=request.end,
         fps=_output_fps(request, meta),
+        review=_review_marks(request.review),
     )
+
+
+def _review_marks(path: Path | None) -> dict[int, str] | None:
+    """Track id → its two most severe review reasons (``fragment+low_score``)."""
+    if path is None:
+        return None
+    from ..review import load_review
+
+    items = load_review(path)
+    return {tid: "+".join(dict.fromkeys(i["reason"] for i in rows[:2])) for tid, rows in items.items()}
