@@ -569,7 +569,7 @@ def convert_dataset(
             progress(
                 ProgressUpdate(task="videos", completed=summary.videos, total=total, description=video.name)
             )
-        used = {o["category_id"] for m in metas for o in m["objects"].values()}
+        used = {o["category_id"] for m in metas for o in m.get("objects", {}).values()}
         categories = _complete_categories(categories, used)
         if to == "mots":
             _write_labels_txt(tmp / "labels.txt", categories)
