@@ -36,3 +36,12 @@ PresetOpt = Annotated[
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
 WorkersOpt = Annotated[int | None, typer.Option("--workers", help="Data loading worker processes.")]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        help="CPU threads for the model (default: the cores other processes leave free, re-checked "
+        "while running; env VISTR_THREADS). A fixed count also makes runs bit-reproducible.",
+        show_default=False,
+    ),
+]

@@ -11,10 +11,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from vistr_cli.errors import reports_errors, stderr
-from vistr_cli.options import AmpOpt, CheckpointOpt, DeviceOpt, ForceOpt
+from vistr_cli.options import AmpOpt, CheckpointOpt, DeviceOpt, ForceOpt, ThreadsOpt
 from vistr_cli.progress import RichProgress
 from vistr_core.atomic import atomic_write_json, refuse_overwrite
 from vistr_core.config import InferConfig
+from vistr_core.engine.threads import thread_setting
 from vistr_core.errors import ConfigError, VistrError
 from vistr_core.eval import EvalResult, evaluate_ytvis, write_per_video_csv
 from vistr_core.eval.params import STAT_DEFINITIONS, STAT_NAMES
@@ -45,6 +46,7 @@ def evaluate(
     ] = None,
     checkpoint: CheckpointOpt = None,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     amp: AmpOpt = False,
     json_out: Annotated[
         Path | None,
@@ -76,16 +78,16 @@ def evaluate(
     if file_mode:
         if gt is None or results is None:
             raise ConfigError(f"--gt and --results go together; {USAGE}")
-        if device != "auto" or amp:
+        if device != "auto" or amp or threads is not None:
             raise ConfigError(
-                "--device and --amp only apply with --data/--checkpoint; drop them to score a file"
+                "--device, --amp and --threads only apply with --data/--checkpoint; drop them to score a file"
             )
         _refuse_outputs([json_out, per_video], force)
         with RichProgress(transient=True) as progress:
             result = evaluate_ytvis(gt, results, per_video=per_video is not None, progress=progress)
     elif model_mode:
         result, json_out = _predict_and_score(
-            data, split or "valid", checkpoint, device, amp, json_out, per_video, force
+            data, split or "valid", checkpoint, device, amp, json_out, per_video, force, threads
         )
     else:
         raise ConfigError(f"nothing to score; {USAGE}")
@@ -109,6 +111,7 @@ def _predict_and_score(
     json_out: Path | None,
     per_video: Path | None,
     force: bool,
+    threads: int | None,
 ) -> tuple[EvalResult, Path]:
     """Run the checkpoint over the split (the `vistr segment` predictor), keep results.json beside the
     metrics JSON, score it. Returns the result and the metrics path."""
@@ -130,9 +133,10 @@ def _predict_and_score(
         ) from None
 
     infer = InferConfig(amp=True) if amp else None
+    cpu_threads = thread_setting(threads)
     with RichProgress() as progress:
         predictions, ground_truth = predict_split(
-            data, split, checkpoint, device=device, infer=infer, progress=progress
+            data, split, checkpoint, device=device, infer=infer, progress=progress, threads=cpu_threads
         )
         # Written before scoring: the predictions are a complete, reusable file on their own.
         atomic_write_json(results_path, predictions)

@@ -13,9 +13,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from vistr_cli.errors import fail, reports_errors, stderr
-from vistr_cli.options import AmpOpt, CheckpointOpt, DeviceOpt, ForceOpt
+from vistr_cli.options import AmpOpt, CheckpointOpt, DeviceOpt, ForceOpt, ThreadsOpt
 from vistr_cli.progress import RichProgress
 from vistr_core.config import InferConfig
+from vistr_core.engine.threads import thread_setting
 from vistr_core.inference.segment import (
     CHECKPOINT_HINT,
     FrameRange,
@@ -38,6 +39,7 @@ def segment(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder; each video gets OUT/<name>/.")],
     checkpoint: CheckpointOpt = None,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     amp: AmpOpt = False,
     overlap: Annotated[
         int | None,
@@ -92,6 +94,7 @@ def segment(
         link_iou=link_iou,
         max_gap=max_gap,
     )
+    cpu_threads = thread_setting(threads)
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device = _rank_device(device, world_size)
     console = stderr
@@ -118,6 +121,7 @@ def segment(
             world_size=world_size,
             progress=progress,
             on_video=report,
+            threads=cpu_threads,
         )
     _print_summary(summary, out, tag)
     if not summary.ok:

@@ -29,6 +29,7 @@ from ..categories import CategoryMap
 from ..config import InferConfig, config_to_dict
 from ..data.video_io import VideoSource, iter_videos, open_video
 from ..engine.device import select_device
+from ..engine.threads import ThreadGovernor, ThreadSetting
 from ..errors import ConfigError, VistrError
 from ..progress import ProgressCallback, ProgressUpdate, no_progress
 from .segmenter import VideoSegmenter
@@ -120,6 +121,7 @@ def segment_videos(
     world_size: int = 1,
     progress: ProgressCallback = no_progress,
     on_video: Callable[[VideoStatus], None] | None = None,
+    threads: ThreadSetting = None,
 ) -> SegmentSummary:
     """Segment every video named by ``inputs`` (files, frame folders, folders to search, globs).
 
@@ -129,6 +131,8 @@ def segment_videos(
             stays on its device when ``device`` is "auto".
         video_id: the ``video_id`` written in every results.json.
         on_video: called with each video's status as soon as it is known.
+        threads: CPU threads: ``"auto"`` (the free cores, re-checked between windows; see
+            :mod:`vistr_core.engine.threads`), a fixed count, or None to leave torch's setting.
     Returns:
         one :class:`VideoStatus` per video of this rank, in input order.
     """
@@ -142,21 +146,22 @@ def segment_videos(
     todo = [(v, n) for v, n in mine if force or not is_finished(out_dir / n)]
     summary = SegmentSummary()
     job: _Job | None = None
-    if todo:
-        if model is None:
-            model = _load(checkpoint, select_device(device) if isinstance(device, str) else device)
-        # a given model stays on its device unless a device is asked for explicitly
-        segmenter = VideoSegmenter(model, infer=infer, device=None if device == "auto" else device)
-        job = _Job(segmenter, frames, video_id, outputs, checkpoint, force, progress)
-    for done, (video, name) in enumerate(mine):
-        progress(ProgressUpdate("videos", done, len(mine), description=name))
-        if job is None or (not force and is_finished(out_dir / name)):
-            status = VideoStatus(video, name, "skipped", message="already done; --force to redo")
-        else:
-            status = job.run(video, out_dir / name)
-        summary.videos.append(status)
-        if on_video is not None:
-            on_video(status)
+    with ThreadGovernor(threads if todo else None) as governor:
+        if todo:
+            if model is None:
+                model = _load(checkpoint, select_device(device) if isinstance(device, str) else device)
+            # a given model stays on its device unless a device is asked for explicitly
+            segmenter = VideoSegmenter(model, infer=infer, device=None if device == "auto" else device)
+            job = _Job(segmenter, frames, video_id, outputs, checkpoint, force, progress, governor)
+        for done, (video, name) in enumerate(mine):
+            progress(ProgressUpdate("videos", done, len(mine), description=name))
+            if job is None or (not force and is_finished(out_dir / name)):
+                status = VideoStatus(video, name, "skipped", message="already done; --force to redo")
+            else:
+                status = job.run(video, out_dir / name)
+            summary.videos.append(status)
+            if on_video is not None:
+                on_video(status)
     progress(ProgressUpdate("videos", len(mine), len(mine), done=True))
     return summary
 
@@ -184,6 +189,7 @@ class _Job:
     checkpoint: Path | None
     force: bool
     progress: ProgressCallback
+    threads: ThreadGovernor
 
     def run(self, source: Path, target: Path) -> VideoStatus:
         """Segment one video into ``target``; failures become a ``failed`` status."""
@@ -226,6 +232,7 @@ class _Job:
         if outputs.render:
             _render(results, video, folder, categories, indices, outputs, self.progress)
         meta = _meta(segmenter, video, tracks, self.checkpoint, outputs)
+        meta["settings"]["threads"] = self.threads.summary()
         atomic_write_json(folder / "meta.json", meta, indent=1)  # last: marks the video finished
         return count, len(tracks)
 
@@ -236,6 +243,7 @@ class _Job:
             for result in self.segmenter.stream(video):
                 for frame in result.frames:
                     writer.write(frame)
+                self.threads.update()  # between windows: follow co-tenants that come and go
                 count = writer.frames
                 info = {"fps": count / max(time.perf_counter() - started, 1e-9)}
                 self.progress(ProgressUpdate("frames", count, video.frame_count, description=name, info=info))
