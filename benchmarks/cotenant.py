@@ -102,7 +102,7 @@ def _model_config(name: str):
     return get_preset("tiny").model, (128, 160)
 
 
-def _targets(frames: int, size: tuple[int, int]):
+def _targets(frames: int, size: tuple[int, int], num_classes: int):
     """Two moving rectangles: labels, boxes, masks over the clip (a ClipTargets)."""
     import torch
 
@@ -117,7 +117,7 @@ def _targets(frames: int, size: tuple[int, int]):
             masks[i, t, y : y + bh, x : x + bw] = True
             boxes[i, t] = torch.tensor([(x + bw / 2) / w, (y + bh / 2) / h, bw / w, bh / h])
     return ClipTargets(
-        labels=torch.tensor([1, 2]), boxes=boxes, masks=masks, valid=torch.ones(2, frames, dtype=torch.bool),
+        labels=torch.arange(2) % num_classes, boxes=boxes, masks=masks, valid=torch.ones(2, frames, dtype=torch.bool),
         video_id=0, frame_indices=torch.arange(frames), size=size, orig_size=size,
         instance_ids=torch.tensor([1, 2]),
     )  # fmt: skip
@@ -148,7 +148,7 @@ def child(model_name: str, work: str, mode: str, repeat: int) -> dict:
         config = TrainConfig()
         criterion = build_criterion(cfg.num_classes, config)
         optimizer = build_optimizer(model.train(), config)
-        targets = [_targets(cfg.num_frames, size)]
+        targets = [_targets(cfg.num_frames, size, cfg.num_classes)]
 
         def run() -> None:
             losses = criterion(model(clip), targets)
@@ -235,6 +235,8 @@ def measure(model: str, work: str, mode: str, cotenants: int, args: argparse.Nam
         row = json.loads(out.stdout.strip().splitlines()[-1])
     except subprocess.TimeoutExpired:
         row = {"seconds": [], "timed_out_after_s": args.timeout}
+    except subprocess.CalledProcessError as err:
+        raise SystemExit(f"{mode} {work} failed:\n{err.stderr}") from None
     finally:
         for p in procs:
             p.kill()
