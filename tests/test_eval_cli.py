@@ -131,8 +131,11 @@ def test_modes_mixed_or_incomplete(runner, args):
 
 def _fake_split_module(monkeypatch, calls: list, payload):
     module = types.ModuleType("vistr_core.inference.split")
+    monkeypatch.delenv("VISTR_THREADS", raising=False)
 
-    def predict_split(data_root, split, checkpoint, *, device="auto", infer=None, progress=None):
+    def predict_split(
+        data_root, split, checkpoint, *, device="auto", infer=None, progress=None, threads=None
+    ):
         calls.append(
             {
                 "data_root": data_root,
@@ -140,6 +143,7 @@ def _fake_split_module(monkeypatch, calls: list, payload):
                 "checkpoint": checkpoint,
                 "device": device,
                 "infer": infer,
+                "threads": threads,
             }
         )
         assert callable(progress)
@@ -182,6 +186,7 @@ def test_checkpoint_mode_predicts_writes_results_and_scores(runner, monkeypatch,
             "checkpoint": ckpt,
             "device": "cpu",
             "infer": InferConfig(precision="auto"),  # the CLI's default
+            "threads": "auto",
         }
     ]
     assert json.loads((out.parent / "results.json").read_text()) == preds

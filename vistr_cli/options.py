@@ -58,3 +58,14 @@ def precision_choice(precision: str | None, amp: bool | None) -> str:
             f"{flag} means --precision {alias}, which contradicts --precision {precision}; give one"
         )
     return precision or alias or "auto"
+
+
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        help="CPU threads for the model (default: the cores other processes leave free, re-checked "
+        "while running; env VISTR_THREADS). A fixed count also makes runs bit-reproducible.",
+        show_default=False,
+    ),
+]

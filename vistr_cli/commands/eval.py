@@ -11,11 +11,20 @@ from rich.table import Table
 
 from vistr_cli.console import print_table, stdout_console
 from vistr_cli.errors import reports_errors, stderr
-from vistr_cli.options import AmpOpt, CheckpointOpt, DeviceOpt, ForceOpt, PrecisionOpt, precision_choice
+from vistr_cli.options import (
+    AmpOpt,
+    CheckpointOpt,
+    DeviceOpt,
+    ForceOpt,
+    PrecisionOpt,
+    ThreadsOpt,
+    precision_choice,
+)
 from vistr_cli.progress import RichProgress
 from vistr_core.atomic import atomic_write_json, refuse_overwrite
 from vistr_core.config import InferConfig
 from vistr_core.engine.device import resolve_precision, select_device
+from vistr_core.engine.threads import thread_setting
 from vistr_core.errors import ConfigError, VistrError
 from vistr_core.eval import EvalResult, evaluate_ytvis, write_per_video_csv
 from vistr_core.eval.params import STAT_DEFINITIONS, STAT_NAMES
@@ -48,6 +57,7 @@ def evaluate(
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = None,
     amp: AmpOpt = None,
+    threads: ThreadsOpt = None,
     json_out: Annotated[
         Path | None,
         typer.Option(
@@ -78,9 +88,9 @@ def evaluate(
     if file_mode:
         if gt is None or results is None:
             raise ConfigError(f"--gt and --results go together; {USAGE}")
-        if device != "auto" or precision is not None or amp is not None:
+        if device != "auto" or precision is not None or amp is not None or threads is not None:
             raise ConfigError(
-                "--device, --precision and --amp only apply with --data/--checkpoint; drop them to score a file"
+                "--device, --precision, --amp and --threads only apply with --data/--checkpoint; drop them to score a file"
             )
         _refuse_outputs([json_out, per_video], force)
         with RichProgress(transient=True) as progress:
@@ -95,6 +105,7 @@ def evaluate(
             json_out,
             per_video,
             force,
+            threads,
         )
     else:
         raise ConfigError(f"nothing to score; {USAGE}")
@@ -118,6 +129,7 @@ def _predict_and_score(
     json_out: Path | None,
     per_video: Path | None,
     force: bool,
+    threads: int | None,
 ) -> tuple[EvalResult, Path]:
     """Run the checkpoint over the split (the `vistr segment` predictor), keep results.json beside the
     metrics JSON, score it. Returns the result and the metrics path."""
@@ -139,9 +151,10 @@ def _predict_and_score(
         ) from None
 
     infer = InferConfig(precision=precision)
+    cpu_threads = thread_setting(threads)
     with RichProgress() as progress:
         predictions, ground_truth = predict_split(
-            data, split, checkpoint, device=device, infer=infer, progress=progress
+            data, split, checkpoint, device=device, infer=infer, progress=progress, threads=cpu_threads
         )
         # Written before scoring: the predictions are a complete, reusable file on their own.
         atomic_write_json(results_path, predictions)

@@ -13,9 +13,18 @@ from rich.table import Table
 
 from vistr_cli.console import print_table, stdout_console
 from vistr_cli.errors import fail, reports_errors, stderr
-from vistr_cli.options import AmpOpt, CheckpointOpt, DeviceOpt, ForceOpt, PrecisionOpt, precision_choice
+from vistr_cli.options import (
+    AmpOpt,
+    CheckpointOpt,
+    DeviceOpt,
+    ForceOpt,
+    PrecisionOpt,
+    ThreadsOpt,
+    precision_choice,
+)
 from vistr_cli.progress import RichProgress
 from vistr_core.config import LOW_SCORE, InferConfig
+from vistr_core.engine.threads import thread_setting
 from vistr_core.errors import ConfigError
 from vistr_core.inference.segment import (
     CHECKPOINT_HINT,
@@ -45,6 +54,7 @@ def segment(
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = None,
     amp: AmpOpt = None,
+    threads: ThreadsOpt = None,
     overlap: Annotated[
         int | None,
         typer.Option(help="Frames shared by consecutive windows (default T // 4: 9 for the paper's T = 36)."),
@@ -119,6 +129,7 @@ def segment(
             max_gap=max_gap,
         )
         frames = FrameRange(start, end, stride)
+        cpu_threads = thread_setting(threads)
     except ConfigError as err:
         raise fail(str(err), code=EXIT_USAGE) from None
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -150,6 +161,7 @@ def segment(
             world_size=world_size,
             progress=progress,
             on_video=report,
+            threads=cpu_threads,
         )
     _print_summary(summary, out, tag)
     if not summary.ok:

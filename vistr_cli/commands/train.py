@@ -12,8 +12,9 @@ import typer
 from rich.markup import escape
 
 from vistr_cli.errors import EXIT_INTERRUPTED, reports_errors, stderr
-from vistr_cli.options import DeviceOpt, ForceOpt, PresetOpt
+from vistr_cli.options import DeviceOpt, ForceOpt, PresetOpt, ThreadsOpt
 from vistr_cli.progress import RichProgress
+from vistr_core.engine.threads import thread_setting
 from vistr_core.engine.trainer import TrainSummary
 from vistr_core.progress import no_progress
 
@@ -70,6 +71,7 @@ def train(
         typer.Option("--resume-from", help="Continue exactly from this checkpoint.", dir_okay=False),
     ] = None,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     amp: Annotated[
         bool | None,
         typer.Option(
@@ -110,13 +112,14 @@ def train(
         lr_backbone=lr_backbone, lr_drop=lr_drop, amp=amp, workers=workers, seed=seed,
         eval_every=eval_every, checkpoint_every=checkpoint_every, log_every=log_every,
     )  # fmt: skip
+    cpu_threads = thread_setting(threads)
     main_process = os.environ.get("RANK", "0") == "0"
     show = main_process and not quiet
     with RichProgress() if show else contextlib.nullcontext(no_progress) as progress:
         summary = run_training(
             data, split=split, preset=preset, out_dir=out, overrides=overrides, num_frames=num_frames,
             resume=resume_from if resume_from is not None else resume, init_from=init_from,
-            device=device, force=force, eval_split=eval_split, progress=progress,
+            device=device, force=force, eval_split=eval_split, progress=progress, threads=cpu_threads,
         )  # fmt: skip
     if main_process:
         _report(summary)

@@ -40,6 +40,7 @@ from .optim import build_optimizer, build_scheduler
 from .rng import restore_rng_state, seed_everything
 from .run_dir import LAST, METRICS, MetricsLog, RunFolderGuard, prepare_run_dir, write_run_config
 from .saving import save_checkpoint
+from .threads import ThreadGovernor, ThreadSetting
 from .train_state import Position, SavedRun, read_saved_run, restore_training_state
 
 #: Settings that may change when resuming (they do not alter the optimization trajectory).
@@ -136,6 +137,7 @@ def train(
     force: bool = False,
     eval_split: str = "valid",
     progress: ProgressCallback = no_progress,
+    threads: ThreadSetting = None,
 ) -> TrainSummary:
     """Train (or continue training) VisTR on a YouTube-VIS-format dataset.
 
@@ -150,18 +152,21 @@ def train(
         init_from: initial weights (DETR / VisTR / ``vistr train`` checkpoint) for a new run.
         device: ``auto|cpu|cuda|cuda:N``; under torchrun each rank uses ``cuda:LOCAL_RANK``.
         eval_split: the split evaluated every ``eval_every`` steps.
+        threads: CPU threads: ``"auto"`` (the free cores, re-checked during the run; see
+            :mod:`vistr_core.engine.threads`), a fixed count, or None to leave torch's setting.
+            Bit-exact resume needs the same fixed count in both runs.
     Raises:
         TrainingDivergedError: a loss became NaN/inf (the message names the step and the term).
     """
     started = time.perf_counter()
     ctx = init_distributed(device)
     try:
-        with RunFolderGuard(Path(out_dir)) as guard:
+        with RunFolderGuard(Path(out_dir)) as guard, ThreadGovernor(threads) as governor:
             run, resumed_from = _prepare(
                 ctx, Path(data_root), split, preset, guard, dict(overrides or {}),
                 num_frames, resume, init_from, force, eval_split, progress,
             )  # fmt: skip
-            stop_signal = _fit(run)
+            stop_signal = _fit(run, governor)
     finally:
         cleanup_distributed(ctx)
     return TrainSummary(
@@ -339,14 +344,16 @@ def _wrap_ddp(module: nn.Module, ctx: DistContext) -> nn.Module:
 # The loop
 
 
-def _fit(run: _Run) -> str | None:
-    """Train until the schedule ends; the stop signal's name ("" from another rank) if stopped."""
+def _fit(run: _Run, governor: ThreadGovernor) -> str | None:
+    """Train until the schedule ends; the stop signal's name ("" from another rank) if stopped.
+    ``governor`` follows co-tenants between steps."""
     meter = _Meter()
     with stop_on_signals() as stop:
         while run.position.step < run.total_steps and run.position.epoch < run.config.epochs:
             for group, data_seconds in run.feed.epoch_groups(run.position.epoch, run.position.epoch_batches):
                 _step(run, group, meter, data_seconds)
                 _after_step(run, meter)
+                governor.update()
                 if global_any(stop.requested, run.ctx.device):
                     save_checkpoint(run, numbered=False)
                     return stop.signal_name

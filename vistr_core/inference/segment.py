@@ -30,6 +30,7 @@ from ..config import LOW_SCORE, InferConfig, config_to_dict
 from ..data.dataset_video import DatasetVideoFinder
 from ..data.video_io import VideoSource, iter_videos, open_video
 from ..engine.device import PrecisionChoice, select_device
+from ..engine.threads import ThreadGovernor, ThreadSetting
 from ..errors import ConfigError, VistrError
 from ..progress import ProgressCallback, ProgressUpdate, no_progress
 from .output_dir import drop_if_empty, prepare_output_dir, remove_stale_partials, settings_change
@@ -138,6 +139,7 @@ def segment_videos(
     world_size: int = 1,
     progress: ProgressCallback = no_progress,
     on_video: Callable[[VideoStatus], None] | None = None,
+    threads: ThreadSetting = None,
 ) -> SegmentSummary:
     """Segment every video named by ``inputs`` (files, frame folders, folders to search, globs).
 
@@ -150,6 +152,8 @@ def segment_videos(
             YouTube-VIS dataset gets that dataset's id for it, any other video
             :data:`DEFAULT_VIDEO_ID` (``meta.json`` records which: ``video_id_from``).
         on_video: called with each video's status as soon as it is known.
+        threads: CPU threads: ``"auto"`` (the free cores, re-checked between windows; see
+            :mod:`vistr_core.engine.threads`), a fixed count, or None to leave torch's setting.
     Returns:
         one :class:`VideoStatus` per video of this rank, in input order.
     """
@@ -166,21 +170,23 @@ def segment_videos(
     created = prepare_output_dir(Path(out_dir)) if todo else False
     remove_stale_partials(Path(out_dir), [n for _, n in mine])
     try:
-        if todo:
-            job = _job(
-                checkpoint, model, num_frames, infer, device, frames, video_id, outputs, force, progress
-            )
-            summary.precision = job.segmenter.precision
-        settings = _settings(infer, outputs, frames)
-        for done, (video, name) in enumerate(mine):
-            progress(ProgressUpdate("videos", done, len(mine), description=name))
-            if job is None or (not force and is_finished(out_dir / name)):
-                status = _skipped(video, name, out_dir / name, checkpoint, settings)
-            else:
-                status = job.run(video, out_dir / name)
-            summary.videos.append(status)
-            if on_video is not None:
-                on_video(status)
+        with ThreadGovernor(threads if todo else None) as governor:
+            if todo:
+                job = _job(
+                    checkpoint, model, num_frames, infer, device, frames, video_id, outputs, force, progress,
+                    governor,
+                )  # fmt: skip
+                summary.precision = job.segmenter.precision
+            settings = _settings(infer, outputs, frames)
+            for done, (video, name) in enumerate(mine):
+                progress(ProgressUpdate("videos", done, len(mine), description=name))
+                if job is None or (not force and is_finished(out_dir / name)):
+                    status = _skipped(video, name, out_dir / name, checkpoint, settings)
+                else:
+                    status = job.run(video, out_dir / name)
+                summary.videos.append(status)
+                if on_video is not None:
+                    on_video(status)
     finally:
         drop_if_empty(Path(out_dir), created=created)
     progress(ProgressUpdate("videos", len(mine), len(mine), done=True))
@@ -213,12 +219,13 @@ def _job(
     outputs: OutputOptions,
     force: bool,
     progress: ProgressCallback,
+    governor: ThreadGovernor,
 ) -> _Job:
     if model is None:
         model = _load(checkpoint, select_device(device) if isinstance(device, str) else device, num_frames)
     # a given model stays on its device unless a device is asked for explicitly
     segmenter = VideoSegmenter(model, infer=infer, device=None if device == "auto" else device)
-    return _Job(segmenter, frames, _VideoIds(video_id), outputs, checkpoint, force, progress)
+    return _Job(segmenter, frames, _VideoIds(video_id), outputs, checkpoint, force, progress, governor)
 
 
 def _settings(infer: InferConfig, outputs: OutputOptions, frames: FrameRange) -> dict[str, Any]:
@@ -263,6 +270,7 @@ class _Job:
     checkpoint: Path | None
     force: bool
     progress: ProgressCallback
+    threads: ThreadGovernor
 
     def run(self, source: Path, target: Path) -> VideoStatus:
         """Segment one video into ``target``; failures become a ``failed`` status."""
@@ -311,6 +319,7 @@ class _Job:
         meta.update(video_id=video_id, video_id_from=video_id_from)
         if outputs.cvat:
             _write_cvat(results, meta, folder / "annotations.xml", name)
+        meta["settings"]["threads"] = self.threads.summary()
         atomic_write_json(folder / "meta.json", meta, indent=1)  # last: marks the video finished
         return count, list(tracks)
 
@@ -321,6 +330,7 @@ class _Job:
             for result in self.segmenter.stream(video):
                 for frame in result.frames:
                     writer.write(frame)
+                self.threads.update()  # between windows: follow co-tenants that come and go
                 count = writer.frames
                 info = {"fps": count / max(time.perf_counter() - started, 1e-9)}
                 self.progress(ProgressUpdate("frames", count, video.frame_count, description=name, info=info))

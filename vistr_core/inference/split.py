@@ -19,6 +19,7 @@ from ..categories import CategoryMap
 from ..config import InferConfig
 from ..data.ytvis import VideoInfo, YTVISIndex, load_ytvis, read_json, read_rgb
 from ..engine.device import select_device
+from ..engine.threads import ThreadGovernor, ThreadSetting
 from ..errors import DatasetError
 from ..ops.masks import encode_masks
 from ..progress import ProgressCallback, ProgressUpdate, no_progress
@@ -101,6 +102,7 @@ def predict_split(
     device: str | torch.device = "auto",
     infer: InferConfig | None = None,
     progress: ProgressCallback = no_progress,
+    threads: ThreadSetting = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Segment every video of a YouTube-VIS split.
 
@@ -128,12 +130,14 @@ def predict_split(
     was_training = model.training
     model.eval()
     try:
-        segmenter = VideoSegmenter(model, infer=infer)
-        results: list[dict[str, Any]] = []
-        for done, video in enumerate(index.videos):
-            progress(ProgressUpdate("videos", done, len(index), description=video.name))
-            results.extend(predict_video(segmenter, index, video))
-        progress(ProgressUpdate("videos", len(index), len(index), done=True))
+        with ThreadGovernor(threads) as governor:
+            segmenter = VideoSegmenter(model, infer=infer)
+            results: list[dict[str, Any]] = []
+            for done, video in enumerate(index.videos):
+                progress(ProgressUpdate("videos", done, len(index), description=video.name))
+                results.extend(predict_video(segmenter, index, video))
+                governor.update()
+            progress(ProgressUpdate("videos", len(index), len(index), done=True))
     finally:
         model.train(was_training)
     return results, ground_truth
