@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,15 +16,11 @@ from vistr_cli.errors import fail, reports_errors, stderr
 from vistr_cli.options import AmpOpt, CheckpointOpt, DeviceOpt, ForceOpt
 from vistr_cli.progress import RichProgress
 from vistr_core.config import InferConfig
-from vistr_core.inference.segment import (
-    CHECKPOINT_HINT,
-    FrameRange,
-    OutputOptions,
-    SegmentSummary,
-    VideoStatus,
-    segment_videos,
-)
+from vistr_core.errors import CHECKPOINT_HINT
 from vistr_core.progress import no_progress
+
+if TYPE_CHECKING:
+    from vistr_core.inference.segment import SegmentSummary, VideoStatus
 
 EXIT_USAGE = 2
 
@@ -81,6 +77,8 @@ def segment(
     """
     if checkpoint is None:
         raise fail(f"no --checkpoint given; {CHECKPOINT_HINT}", code=EXIT_USAGE)
+    from vistr_core.inference.segment import FrameRange, OutputOptions, segment_videos
+
     infer = InferConfig(
         overlap=overlap,
         score_thr=score_thr,

@@ -5,15 +5,17 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from vistr_cli.errors import reports_errors, stderr
 from vistr_cli.options import DeviceOpt, ForceOpt, PresetOpt
 from vistr_cli.progress import RichProgress
-from vistr_core.engine.trainer import TrainSummary
 from vistr_core.progress import no_progress
+
+if TYPE_CHECKING:
+    from vistr_core.engine.trainer import TrainSummary
 
 
 def _overrides(**values: Any) -> dict[str, Any]:

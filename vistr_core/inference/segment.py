@@ -29,14 +29,13 @@ from ..categories import CategoryMap
 from ..config import InferConfig, config_to_dict
 from ..data.video_io import VideoSource, iter_videos, open_video
 from ..engine.device import select_device
-from ..errors import ConfigError, VistrError
+from ..errors import CHECKPOINT_HINT, ConfigError, VistrError
 from ..progress import ProgressCallback, ProgressUpdate, no_progress
 from .segmenter import VideoSegmenter
 from .tracker import FinalTrack
 from .writers import SpoolWriter, build_results, write_frame_outputs, write_results
 
 SPOOL_NAME = ".frames.spool.jsonl"
-CHECKPOINT_HINT = "pass --checkpoint with the official vistr_r50.pth / vistr_r101.pth or a checkpoint written by `vistr train`"
 
 
 @dataclass(frozen=True)
