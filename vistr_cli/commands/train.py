@@ -102,7 +102,7 @@ def train(
 
       torchrun --nproc_per_node 8 -m vistr_cli train --data ytvis/ --preset vistr_r50 --out runs/r50 --amp
     """
-    from vistr_core.engine.trainer import train as run_training
+    from vistr_core import train as run_training
 
     overrides = _overrides(
         epochs=epochs, max_iters=max_iters, batch_size=batch_size, accumulate=accumulate, lr=lr,

@@ -24,11 +24,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..categories import CategoryMap
 from ..config import DataConfig, ModelConfig, Preset, TrainConfig
 from ..data.clip import ClipBatch
 from ..errors import ConfigError, VistrError
-from ..losses import SetCriterion, build_criterion
+from ..losses import build_criterion
 from ..presets import get_preset
 from ..progress import ProgressCallback, ProgressUpdate, no_progress
 from .checkpoint import read_checkpoint
@@ -39,6 +38,7 @@ from .interrupt import stop_on_signals
 from .optim import build_optimizer, build_scheduler
 from .rng import restore_rng_state, seed_everything
 from .run_dir import LAST, METRICS, MetricsLog, prepare_run_dir, write_run_config
+from .run_state import Evaluator, TrainingRun
 from .saving import save_checkpoint
 from .train_state import Position, SavedRun, read_saved_run, restore_training_state
 
@@ -81,45 +81,6 @@ class TrainSummary:
     evaluations: dict[int, dict[str, float]] = field(default_factory=dict)
 
 
-@dataclass
-class _Run:
-    """The mutable state of one training run on this rank."""
-
-    ctx: DistContext
-    run_dir: Path
-    preset: str
-    model_config: ModelConfig
-    data_config: DataConfig
-    config: TrainConfig
-    categories: CategoryMap
-    model: nn.Module  # the DDP wrapper when distributed
-    module: nn.Module
-    criterion: SetCriterion
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler | None
-    feed: TrainFeed
-    position: Position
-    data_root: Path
-    split: str
-    eval_split: str
-    progress: ProgressCallback
-    metrics: MetricsLog | None
-    losses: dict[str, float] = field(default_factory=dict)
-    shown: dict[str, float] = field(default_factory=dict)  # what the progress bar shows
-    saved: Position | None = None  # the position last.pt holds
-    evaluations: dict[int, dict[str, float]] = field(default_factory=dict)
-
-    @property
-    def amp(self) -> bool:
-        return self.config.amp and amp_dtype(self.ctx.device) is not None
-
-    @property
-    def total_steps(self) -> int:
-        scheduled = self.config.epochs * self.feed.steps_per_epoch
-        return scheduled if self.config.max_iters is None else min(scheduled, self.config.max_iters)
-
-
 def train(
     data_root: str | Path,
     *,
@@ -133,6 +94,7 @@ def train(
     device: str = "auto",
     force: bool = False,
     eval_split: str = "valid",
+    evaluator: Evaluator | None = None,
     progress: ProgressCallback = no_progress,
 ) -> TrainSummary:
     """Train (or continue training) VisTR on a YouTube-VIS-format dataset.
@@ -148,6 +110,9 @@ def train(
         init_from: initial weights (DETR / VisTR / ``vistr train`` checkpoint) for a new run.
         device: ``auto|cpu|cuda|cuda:N``; under torchrun each rank uses ``cuda:LOCAL_RANK``.
         eval_split: the split evaluated every ``eval_every`` steps.
+        evaluator: scores the model on ``eval_split`` (needed when ``eval_every`` is set);
+            :func:`vistr_core.train` passes the YouTube-VIS metric
+            (:func:`vistr_core.inference.split.score_split`). Training never imports inference.
     Raises:
         TrainingDivergedError: a loss became NaN/inf (the message names the step and the term).
     """
@@ -156,7 +121,7 @@ def train(
     try:
         run, resumed_from = _prepare(
             ctx, Path(data_root), split, preset, Path(out_dir), dict(overrides or {}),
-            num_frames, resume, init_from, force, eval_split, progress,
+            num_frames, resume, init_from, force, eval_split, evaluator, progress,
         )  # fmt: skip
         interrupted = _fit(run)
     finally:
@@ -232,8 +197,9 @@ def _prepare(
     init_from: str | Path | None,
     force: bool,
     eval_split: str,
+    evaluator: Evaluator | None,
     progress: ProgressCallback,
-) -> tuple[_Run, Path | None]:
+) -> tuple[TrainingRun, Path | None]:
     """Everything a run needs, from scratch or from a checkpoint; checks come before any write."""
     preset = _resolve_preset(preset_arg)
     resume_path = _resume_path(resume, run_dir)
@@ -245,7 +211,7 @@ def _prepare(
     if config.eval_every:
         from .periodic_eval import check_eval_split
 
-        check_eval_split(data_root, eval_split)
+        check_eval_split(data_root, eval_split, evaluator)
     if ctx.is_main:
         prepare_run_dir(run_dir, resume=resume_path is not None, force=force)
     feed = build_feed(data_root, split, ctx, model_config.num_frames, data_config, config, saved)
@@ -255,13 +221,14 @@ def _prepare(
     if config.calibrate_backbone and init_from is None and checkpoint is None:
         _calibrate_backbone(module, feed, ctx.device)
     optimizer = build_optimizer(module, config)
-    run = _Run(
+    run = TrainingRun(
         ctx=ctx, run_dir=run_dir, preset=saved.preset if saved and saved.preset else preset.name,
         model_config=model_config, data_config=data_config, config=config, categories=categories,
         model=module, module=module, criterion=build_criterion(categories.num_classes, config).to(ctx.device),
         optimizer=optimizer, scheduler=build_scheduler(optimizer, config),
         scaler=_grad_scaler(ctx.device, config.amp), feed=feed, position=Position(), data_root=data_root,
         split=split, eval_split=eval_split, progress=progress if ctx.is_main else no_progress, metrics=None,
+        evaluator=evaluator,
     )  # fmt: skip
     if checkpoint is not None:
         _restore(run, checkpoint, saved.position)
@@ -272,7 +239,7 @@ def _prepare(
     return run, resume_path
 
 
-def _restore(run: _Run, checkpoint: dict[str, Any], position: Position) -> None:
+def _restore(run: TrainingRun, checkpoint: dict[str, Any], position: Position) -> None:
     restore_training_state(
         checkpoint, model=run.module, optimizer=run.optimizer, scheduler=run.scheduler, scaler=run.scaler
     )
@@ -330,7 +297,7 @@ def _wrap_ddp(module: nn.Module, ctx: DistContext) -> nn.Module:
 # The loop
 
 
-def _fit(run: _Run) -> bool:
+def _fit(run: TrainingRun) -> bool:
     """Train until the schedule ends; True if stopped by a signal."""
     meter = _Meter()
     with stop_on_signals() as stop:
@@ -352,7 +319,7 @@ def _fit(run: _Run) -> bool:
     return False
 
 
-def _end_epoch(run: _Run) -> None:
+def _end_epoch(run: TrainingRun) -> None:
     """Step the schedule; save ``last.pt`` unless the epoch was short (tiny datasets would write a
     checkpoint every few steps): then the periodic checkpoints cover it."""
     run.scheduler.step()
@@ -362,7 +329,7 @@ def _end_epoch(run: _Run) -> None:
         save_checkpoint(run, numbered=False)
 
 
-def _step(run: _Run, group: list[ClipBatch], meter: _Meter, data_seconds: float) -> None:
+def _step(run: TrainingRun, group: list[ClipBatch], meter: _Meter, data_seconds: float) -> None:
     """One optimizer step over ``group`` (``accumulate`` batches)."""
     run.optimizer.zero_grad(set_to_none=True)
     totals: dict[str, Tensor] = {}
@@ -383,7 +350,7 @@ def _step(run: _Run, group: list[ClipBatch], meter: _Meter, data_seconds: float)
     meter.record(data_seconds, totals)
 
 
-def _forward_losses(run: _Run, batch: ClipBatch) -> dict[str, Tensor]:
+def _forward_losses(run: TrainingRun, batch: ClipBatch) -> dict[str, Tensor]:
     with autocast(run.ctx.device, run.amp):
         outputs = run.model(batch.frames, batch.pad_mask)
     # The criterion runs outside autocast: matching costs and losses in float32.
@@ -403,7 +370,7 @@ def _check_finite(losses: dict[str, Tensor], step: int) -> None:
         )
 
 
-def _optimizer_step(run: _Run) -> None:
+def _optimizer_step(run: TrainingRun) -> None:
     if run.scaler is not None:
         run.scaler.unscale_(run.optimizer)
     if run.config.clip_max_norm > 0:
@@ -415,7 +382,7 @@ def _optimizer_step(run: _Run) -> None:
         run.optimizer.step()
 
 
-def _after_step(run: _Run, meter: _Meter) -> None:
+def _after_step(run: TrainingRun, meter: _Meter) -> None:
     step, config = run.position.step, run.config
     if step % config.log_every == 0 or step == run.total_steps:
         _log(run, meter)
@@ -431,7 +398,7 @@ def _after_step(run: _Run, meter: _Meter) -> None:
         run.evaluations[step] = evaluate_run(run)
 
 
-def _log(run: _Run, meter: _Meter) -> None:
+def _log(run: TrainingRun, meter: _Meter) -> None:
     """Average the window's losses over ranks; rank 0 writes metrics.jsonl and reports progress."""
     names, values = meter.mean_losses()
     values = global_mean(values).tolist()

@@ -23,7 +23,6 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .. import __version__
 from ..atomic import atomic_directory, atomic_write_json
 from ..categories import CategoryMap
 from ..config import InferConfig, config_to_dict
@@ -31,6 +30,7 @@ from ..data.video_io import VideoSource, iter_videos, open_video
 from ..engine.device import select_device
 from ..errors import CHECKPOINT_HINT, ConfigError, VistrError
 from ..progress import ProgressCallback, ProgressUpdate, no_progress
+from ..version import __version__
 from .segmenter import VideoSegmenter
 from .tracker import FinalTrack
 from .writers import SpoolWriter, build_results, write_frame_outputs, write_results
@@ -167,7 +167,7 @@ def _inside(path: Path, folder: Path) -> bool:
 def _load(checkpoint: Path | None, device: torch.device) -> nn.Module:
     if checkpoint is None:
         raise ConfigError(f"no model given; {CHECKPOINT_HINT}")
-    from .. import load_model
+    from ..model.loading import load_model
 
     return load_model(checkpoint, device=device)
 
