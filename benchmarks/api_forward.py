@@ -79,7 +79,9 @@ def run_mode(mode: str, checkpoint: Path, frames: int, size: tuple[int, int], fo
         env["VISTR_KEEP_FREED_MEMORY"] = "0"
     args = [mode, str(checkpoint), str(frames), *map(str, size), str(forwards)]
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", CHILD, *args], env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, *args], env=env, cwd=ROOT, capture_output=True, text=True
+    )
     if done.returncode != 0:
         raise SystemExit(f"{mode} failed:\n{done.stderr[-3000:]}")
     figures = json.loads(done.stdout.strip().splitlines()[-1])

@@ -51,7 +51,7 @@ def _env(root: Path) -> dict[str, str]:
 
 def _run(args: list[str], root: Path) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "vistr_cli", *args], env=_env(root), capture_output=True)
+    subprocess.run([sys.executable, "-m", "vistr_cli", *args], env=_env(root), cwd=root, capture_output=True)
     return time.perf_counter() - start
 
 
@@ -59,7 +59,7 @@ def heavy_imports(args: list[str], root: Path) -> list[str]:
     """The heavy packages a `vistr ARGS` process has imported by the time it exits."""
     code = PROBE.format(heavy=HEAVY)
     out = subprocess.run(
-        [sys.executable, "-c", code, *args], env=_env(root), capture_output=True, text=True
+        [sys.executable, "-c", code, *args], env=_env(root), cwd=root, capture_output=True, text=True
     ).stdout
     line = out.rsplit("HEAVY=", 1)[-1].strip()
     return [m for m in line.split(",") if m]
@@ -71,6 +71,7 @@ def import_summary(root: Path, module: str = "vistr_cli.app") -> dict[str, float
     err = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],
         env=_env(root),
+        cwd=root,  # python -c puts the working directory first on sys.path
         capture_output=True,
         text=True,
     ).stderr

@@ -119,7 +119,7 @@ def timed(command: list[str]) -> tuple[float, float]:
     """Wall seconds of the process, and its CPU seconds (user + sys, all threads)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
     seconds, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")

@@ -36,7 +36,7 @@ def run_vistr(args: list[str], tmp_path: Path) -> tuple[int, set[str], str]:
     report = tmp_path / "probe.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120"}
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(report), *args], env=env, capture_output=True, text=True
+        [sys.executable, "-c", PROBE, str(report), *args], env=env, cwd=ROOT, capture_output=True, text=True
     )
     assert report.exists(), done.stderr[-3000:]
     probe = json.loads(report.read_text())
@@ -77,7 +77,7 @@ def test_help_version_and_usage_errors_load_no_heavy_module(args, code, tmp_path
 def test_version_prints_the_package_version(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [sys.executable, "-m", "vistr_cli", "--version"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "vistr_cli", "--version"], env=env, cwd=ROOT, capture_output=True, text=True
     )
     import vistr_core
 
@@ -87,7 +87,7 @@ def test_version_prints_the_package_version(tmp_path):
 def test_import_vistr_core_alone_is_light(tmp_path):
     code = "import sys, vistr_core; print(sorted({m.split('.')[0] for m in sys.modules}))"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True)
     loaded = set(json.loads(done.stdout.replace("'", '"')))
     assert loaded.isdisjoint((*HEAVY, "numpy", "typer", "rich")), done.stdout
 

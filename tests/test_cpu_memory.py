@@ -56,7 +56,7 @@ def _child(opt_out: str | None) -> dict:
     env.pop("VISTR_KEEP_FREED_MEMORY", None)
     if opt_out is not None:
         env["VISTR_KEEP_FREED_MEMORY"] = opt_out
-    done = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", CHILD], env=env, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
