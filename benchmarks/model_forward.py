@@ -186,7 +186,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = select_device(args.device)
-    malloc_tuned = False if args.system_malloc else keep_freed_memory()
+    if args.system_malloc:  # build_vistr would tune malloc otherwise
+        os.environ["VISTR_KEEP_FREED_MEMORY"] = "0"
+    malloc_tuned = keep_freed_memory()
     size = tuple(int(s) for s in args.size.lower().split("x"))
     results = []
     for name in args.models:

@@ -13,9 +13,9 @@ from pycocotools import mask as mask_utils
 from typer.testing import CliRunner
 
 from vistr_cli.app import app
+from vistr_core.data.check import check_dataset
 from vistr_core.data.convert import convert_dataset
 from vistr_core.data.synthetic import generate_synthetic
-from vistr_core.data.validate import check_dataset
 from vistr_core.errors import DatasetError, VistrWarning
 from vistr_core.ops.masks import compressed_rle_counts, encode_mask
 

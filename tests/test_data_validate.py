@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from vistr_cli.app import app
+from vistr_core.data.check import check_dataset
 from vistr_core.data.synthetic import generate_synthetic
-from vistr_core.data.validate import check_dataset
 from vistr_core.data.ytvis import load_ytvis
 from vistr_core.errors import DatasetError
 

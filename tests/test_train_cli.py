@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 
 import vistr_core.presets
 from vistr_cli.app import app
+from vistr_core import train
 from vistr_core.data.synthetic import generate_synthetic
-from vistr_core.engine.trainer import train
+from vistr_core.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +84,16 @@ def test_periodic_evaluation(dataset, tmp_path):
     assert set(stats) >= {"AP", "AP50", "AR10"} and all(-1 <= v <= 1 for v in stats.values())
     written = json.loads((tmp_path / "r" / "eval_000001.json").read_text())
     assert written["step"] == 1 and written["AP"] == stats["AP"]
+
+
+def test_periodic_evaluation_without_an_evaluator_is_refused_before_any_write(dataset, tmp_path):
+    """The training engine does not import inference: eval_every needs the evaluator vistr_core.train
+    passes (or one of the caller's own)."""
+    from vistr_core.engine.trainer import train as engine_train
+
+    with pytest.raises(ConfigError, match="^eval_every needs an evaluator: train with vistr_core.train"):
+        engine_train(
+            dataset, preset=micro_preset(), out_dir=tmp_path / "r", device="cpu",
+            overrides={"max_iters": 1, "eval_every": 1, "workers": 0},
+        )  # fmt: skip
+    assert not (tmp_path / "r").exists()

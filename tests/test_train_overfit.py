@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from vistr_core import train
 from vistr_core.data.synthetic import generate_synthetic
-from vistr_core.engine.trainer import train
 from vistr_core.presets import get_preset
 
 STEPS = 400

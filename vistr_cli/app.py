@@ -1,4 +1,9 @@
-"""The `vistr` command: registration only. Each command lives in its own module."""
+"""The `vistr` command: registration only. Each command lives in its own module.
+
+Start-up is kept light: the command modules import only typer, rich and vistr_core's pure-Python
+modules at import time, and each command imports torch, OpenCV, PyAV and the rest when it runs, so
+`--help`, `--version` and usage errors answer at once (tests/test_cli_startup.py holds this).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,6 @@ import typer
 import vistr_core
 from vistr_cli.commands import data, eval, render, review, segment, train
 from vistr_cli.errors import show_warnings_as_lines
-from vistr_core.model.cpu_memory import keep_freed_memory
 
 app = typer.Typer(
     name="vistr",
@@ -35,9 +39,6 @@ def _root(
     ] = False,
 ) -> None:
     """Video instance segmentation with VisTR."""
-    # A CPU forward allocates and frees tens of GB in large tensors; keeping freed blocks in the
-    # heap instead of unmapping them saves re-faulting them in (about a fifth of a forward).
-    keep_freed_memory()
     show_warnings_as_lines()
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import VistrError
-
-__version__ = "0.1.0"
+from .version import __version__
 
 if TYPE_CHECKING:
+    from .engine.trainer import TrainSummary
     from .model.vistr import VisTR
 
 
@@ -24,4 +24,15 @@ def load_model(path: Any, *, num_frames: int | None = None, device: Any = "cpu")
     return _load_model(path, num_frames=num_frames, device=device)
 
 
-__all__ = ["VistrError", "__version__", "load_model"]
+def train(data_root: Any, **kwargs: Any) -> TrainSummary:
+    """Train VisTR (``vistr train``): :func:`vistr_core.engine.trainer.train` with the keyword
+    arguments given, evaluating ``eval_split`` every ``eval_every`` steps with the YouTube-VIS metric
+    (:func:`vistr_core.inference.split.score_split`) unless another ``evaluator`` is passed."""
+    from .engine.trainer import train as _train
+    from .inference.split import score_split
+
+    kwargs.setdefault("evaluator", score_split)
+    return _train(data_root, **kwargs)
+
+
+__all__ = ["VistrError", "__version__", "load_model", "train"]

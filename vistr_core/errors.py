@@ -7,6 +7,9 @@ The CLI prints the message on one line and exits non-zero; it never shows a trac
 
 from __future__ import annotations
 
+# Said wherever a model is needed and none was given (the CLI says it without loading torch).
+CHECKPOINT_HINT = "pass --checkpoint with the official vistr_r50.pth / vistr_r101.pth or a checkpoint written by `vistr train`"
+
 
 class VistrError(Exception):
     """A problem the user can fix. ``str(err)`` is a complete one-line explanation."""

@@ -94,7 +94,7 @@ def check(
     ] = True,
 ) -> None:
     """Validate a dataset split: prints every problem (video and frame named) or OK with counts."""
-    from vistr_core.data.validate import check_dataset
+    from vistr_core.data.check import check_dataset
 
     report = check_dataset(
         data, split, annotation_file=annotations, image_root=images, check_files=files, decode=decode

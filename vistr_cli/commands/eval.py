@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -23,11 +23,10 @@ from vistr_cli.options import (
 from vistr_cli.progress import RichProgress
 from vistr_core.atomic import atomic_write_json, refuse_overwrite
 from vistr_core.config import InferConfig
-from vistr_core.engine.device import resolve_precision, select_device
-from vistr_core.engine.threads import thread_setting
 from vistr_core.errors import ConfigError, VistrError
-from vistr_core.eval import EvalResult, evaluate_ytvis, write_per_video_csv
-from vistr_core.eval.params import STAT_DEFINITIONS, STAT_NAMES
+
+if TYPE_CHECKING:
+    from vistr_core.eval import EvalResult
 
 USAGE = "give --gt GT.json --results RESULTS.json, or --data DIR --checkpoint CKPT [--split valid]"
 
@@ -93,6 +92,8 @@ def evaluate(
                 "--device, --precision, --amp and --threads only apply with --data/--checkpoint; drop them to score a file"
             )
         _refuse_outputs([json_out, per_video], force)
+        from vistr_core.eval import evaluate_ytvis
+
         with RichProgress(transient=True) as progress:
             result = evaluate_ytvis(gt, results, per_video=per_video is not None, progress=progress)
     elif model_mode:
@@ -149,6 +150,9 @@ def _predict_and_score(
             f"evaluating a checkpoint needs vistr_core.inference.split, which this build lacks ({err}); "
             "run vistr segment and score with --gt/--results"
         ) from None
+    from vistr_core.engine.device import resolve_precision, select_device
+    from vistr_core.engine.threads import thread_setting
+    from vistr_core.eval import evaluate_ytvis
 
     infer = InferConfig(precision=precision)
     cpu_threads = thread_setting(threads)
@@ -169,6 +173,8 @@ def _value(value: float) -> str:
 
 
 def _print_report(result: EvalResult) -> None:
+    from vistr_core.eval.params import STAT_DEFINITIONS, STAT_NAMES
+
     console = stdout_console()
     for note in result.warnings:
         stderr.print(f"[yellow]warning:[/] {escape(note)}")
@@ -214,6 +220,8 @@ def _write_outputs(result: EvalResult, json_out: Path | None, per_video: Path | 
         atomic_write_json(json_out, result.to_json(), indent=2)
         written.append(json_out)
     if per_video is not None and result.units is not None:
+        from vistr_core.eval import write_per_video_csv
+
         write_per_video_csv(result.units, per_video)
         written.append(per_video)
     for path in written:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -14,7 +14,9 @@ from vistr_cli.options import ForceOpt
 from vistr_cli.progress import RichProgress
 from vistr_core.config import LOW_SCORE
 from vistr_core.errors import ConfigError
-from vistr_core.render import OverlayStyle, RenderRequest, RenderSummary, run_render
+
+if TYPE_CHECKING:
+    from vistr_core.render import RenderSummary
 
 _KIND = {"video": "video", "gif": "GIF", "frames": "PNG frames"}
 
@@ -106,6 +108,8 @@ def render(
     """
     if start is not None and end is not None and end <= start:
         raise ConfigError(f"--end {end} must be greater than --start {start}")
+    from vistr_core.render import OverlayStyle, RenderRequest, run_render
+
     style = OverlayStyle(
         alpha=alpha, contours=contours, boxes=boxes, labels=labels, legend=legend, score_thr=score_thr
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -24,17 +24,11 @@ from vistr_cli.options import (
 )
 from vistr_cli.progress import RichProgress
 from vistr_core.config import LOW_SCORE, InferConfig
-from vistr_core.engine.threads import thread_setting
-from vistr_core.errors import ConfigError
-from vistr_core.inference.segment import (
-    CHECKPOINT_HINT,
-    FrameRange,
-    OutputOptions,
-    SegmentSummary,
-    VideoStatus,
-    segment_videos,
-)
+from vistr_core.errors import CHECKPOINT_HINT, ConfigError
 from vistr_core.progress import no_progress
+
+if TYPE_CHECKING:
+    from vistr_core.inference.segment import SegmentSummary, VideoStatus
 
 EXIT_USAGE = 2
 
@@ -116,6 +110,9 @@ def segment(
     """
     if checkpoint is None:
         raise fail(f"no --checkpoint given; {CHECKPOINT_HINT}", code=EXIT_USAGE)
+    from vistr_core.engine.threads import thread_setting
+    from vistr_core.inference.segment import FrameRange, OutputOptions, segment_videos
+
     try:  # option values are usage errors, reported before any video is opened
         infer = InferConfig(
             overlap=overlap,

@@ -6,7 +6,7 @@ import contextlib
 import os
 import signal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -14,9 +14,10 @@ from rich.markup import escape
 from vistr_cli.errors import EXIT_INTERRUPTED, reports_errors, stderr
 from vistr_cli.options import DeviceOpt, ForceOpt, PresetOpt, ThreadsOpt
 from vistr_cli.progress import RichProgress
-from vistr_core.engine.threads import thread_setting
-from vistr_core.engine.trainer import TrainSummary
 from vistr_core.progress import no_progress
+
+if TYPE_CHECKING:
+    from vistr_core.engine.trainer import TrainSummary
 
 
 def _overrides(**values: Any) -> dict[str, Any]:
@@ -105,7 +106,8 @@ def train(
 
       torchrun --nproc_per_node 8 -m vistr_cli train --data ytvis/ --preset vistr_r50 --out runs/r50 --amp
     """
-    from vistr_core.engine.trainer import train as run_training
+    from vistr_core import train as run_training
+    from vistr_core.engine.threads import thread_setting
 
     overrides = _overrides(
         epochs=epochs, max_iters=max_iters, batch_size=batch_size, accumulate=accumulate, lr=lr,

@@ -2,7 +2,8 @@
 
 - :mod:`.clip`: the training batch contract (``ClipTargets``, ``ClipBatch``, ``collate_clips``).
 - :mod:`.ytvis`: YouTube-VIS / OVIS layouts and the in-memory index (``load_ytvis``, ``resolve_split``).
-- :mod:`.validate`: dataset checks (``check_dataset``); :mod:`.split`: held-out splits.
+- :mod:`.validate`: annotation checks; :mod:`.check`: ``check_dataset`` (``vistr data check``);
+  :mod:`.split`: held-out splits.
 - :mod:`.sampling`, :mod:`.transforms`: clip windows, clip-consistent augmentation, eval preprocessing
   (``eval_resize_shape``, ``preprocess_frames``).
 - :mod:`.dataset`, :mod:`.loader`: ``YTVISClipDataset`` and ``build_train_loader``.

@@ -37,6 +37,7 @@ from pycocotools import mask as mask_utils
 from ..categories import CategoryMap
 from ..errors import DatasetError
 from ..ops.masks import encode_masks, to_compressed_rle
+from .validate import raise_if_invalid, validate_annotations
 
 
 @dataclass(frozen=True)
@@ -347,8 +348,6 @@ def load_ytvis(
     (+ ``image_root``; guessed beside the file if omitted). Raises :class:`DatasetError` naming
     the first problem found; ``vistr data check`` lists them all.
     """
-    from .validate import raise_if_invalid, validate_annotations
-
     if annotation_file is not None:
         ann_path = Path(annotation_file)
         root = Path(image_root) if image_root is not None else image_root_beside(ann_path)

@@ -15,7 +15,7 @@ from .run_dir import LAST, numbered_checkpoint
 from .train_state import training_payload
 
 if TYPE_CHECKING:
-    from .trainer import _Run
+    from .run_state import TrainingRun
 
 
 def _all_rng_states() -> list[dict]:
@@ -27,7 +27,7 @@ def _all_rng_states() -> list[dict]:
     return states  # type: ignore[return-value]
 
 
-def save_checkpoint(run: _Run, *, numbered: bool) -> None:
+def save_checkpoint(run: TrainingRun, *, numbered: bool) -> None:
     """Write ``RUN/last.pt`` (and ``RUN/ckpt_<step>.pt`` when ``numbered``) atomically.
 
     Collective: every rank must call it (RNG states are gathered; a barrier follows the write).

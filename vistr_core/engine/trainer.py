@@ -24,12 +24,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..categories import CategoryMap
 from ..checkpoint_io import read_checkpoint
 from ..config import DataConfig, ModelConfig, Preset, TrainConfig
 from ..data.clip import ClipBatch
 from ..errors import ConfigError, VistrError
-from ..losses import SetCriterion, build_criterion
+from ..losses import build_criterion
 from ..presets import get_preset
 from ..progress import ProgressCallback, ProgressUpdate, no_progress
 from .device import PrecisionChoice, autocast, training_precision
@@ -39,6 +38,7 @@ from .interrupt import stop_on_signals
 from .optim import build_optimizer, build_scheduler
 from .rng import restore_rng_state, seed_everything
 from .run_dir import LAST, METRICS, MetricsLog, RunFolderGuard, prepare_run_dir, write_run_config
+from .run_state import Evaluator, TrainingRun
 from .saving import save_checkpoint
 from .threads import ThreadGovernor, ThreadSetting
 from .train_state import Position, SavedRun, read_saved_run, restore_training_state
@@ -87,42 +87,6 @@ class TrainSummary:
     precision: PrecisionChoice = PrecisionChoice("fp32", "--amp not set")
 
 
-@dataclass
-class _Run:
-    """The mutable state of one training run on this rank."""
-
-    ctx: DistContext
-    run_dir: Path
-    preset: str
-    model_config: ModelConfig
-    data_config: DataConfig
-    config: TrainConfig
-    categories: CategoryMap
-    model: nn.Module  # the DDP wrapper when distributed
-    module: nn.Module
-    criterion: SetCriterion
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    precision: PrecisionChoice  # chosen once from --amp and the device
-    scaler: torch.amp.GradScaler | None
-    feed: TrainFeed
-    position: Position
-    data_root: Path
-    split: str
-    eval_split: str
-    progress: ProgressCallback
-    metrics: MetricsLog | None
-    losses: dict[str, float] = field(default_factory=dict)
-    shown: dict[str, float] = field(default_factory=dict)  # what the progress bar shows
-    saved: Position | None = None  # the position last.pt holds
-    evaluations: dict[int, dict[str, float]] = field(default_factory=dict)
-
-    @property
-    def total_steps(self) -> int:
-        scheduled = self.config.epochs * self.feed.steps_per_epoch
-        return scheduled if self.config.max_iters is None else min(scheduled, self.config.max_iters)
-
-
 def train(
     data_root: str | Path,
     *,
@@ -136,6 +100,7 @@ def train(
     device: str = "auto",
     force: bool = False,
     eval_split: str = "valid",
+    evaluator: Evaluator | None = None,
     progress: ProgressCallback = no_progress,
     threads: ThreadSetting = None,
 ) -> TrainSummary:
@@ -155,6 +120,9 @@ def train(
         threads: CPU threads: ``"auto"`` (the free cores, re-checked during the run; see
             :mod:`vistr_core.engine.threads`), a fixed count, or None to leave torch's setting.
             Bit-exact resume needs the same fixed count in both runs.
+        evaluator: scores the model on ``eval_split`` (needed when ``eval_every`` is set);
+            :func:`vistr_core.train` passes the YouTube-VIS metric
+            (:func:`vistr_core.inference.split.score_split`). Training never imports inference.
     Raises:
         TrainingDivergedError: a loss became NaN/inf (the message names the step and the term).
     """
@@ -164,7 +132,7 @@ def train(
         with RunFolderGuard(Path(out_dir)) as guard, ThreadGovernor(threads) as governor:
             run, resumed_from = _prepare(
                 ctx, Path(data_root), split, preset, guard, dict(overrides or {}),
-                num_frames, resume, init_from, force, eval_split, progress,
+                num_frames, resume, init_from, force, eval_split, evaluator, progress,
             )  # fmt: skip
             stop_signal = _fit(run, governor)
     finally:
@@ -242,8 +210,9 @@ def _prepare(
     init_from: str | Path | None,
     force: bool,
     eval_split: str,
+    evaluator: Evaluator | None,
     progress: ProgressCallback,
-) -> tuple[_Run, Path | None]:
+) -> tuple[TrainingRun, Path | None]:
     """Everything a run needs, from scratch or from a checkpoint; checks come before any write."""
     run_dir = guard.run_dir
     preset = _resolve_preset(preset_arg)
@@ -256,7 +225,7 @@ def _prepare(
     if config.eval_every:
         from .periodic_eval import check_eval_split
 
-        check_eval_split(data_root, eval_split)
+        check_eval_split(data_root, eval_split, evaluator)
     if ctx.is_main:
         prepare_run_dir(run_dir, resume=resume_path is not None, force=force)
         guard.owned = True
@@ -268,7 +237,7 @@ def _prepare(
         _calibrate_backbone(module, feed, ctx.device)
     optimizer = build_optimizer(module, config)
     precision = training_precision(config.amp, ctx.device)
-    run = _Run(
+    run = TrainingRun(
         ctx=ctx, run_dir=run_dir, preset=saved.preset if saved and saved.preset else preset.name,
         model_config=model_config, data_config=data_config, config=config, categories=categories,
         model=module, module=module, criterion=build_criterion(categories.num_classes, config).to(ctx.device),
@@ -276,6 +245,7 @@ def _prepare(
         precision=precision, scaler=_grad_scaler(ctx.device, precision), feed=feed, position=Position(),
         data_root=data_root, split=split, eval_split=eval_split,
         progress=progress if ctx.is_main else no_progress, metrics=None,
+        evaluator=evaluator,
     )  # fmt: skip
     if checkpoint is not None:
         _restore(run, checkpoint, saved.position)
@@ -286,7 +256,7 @@ def _prepare(
     return run, resume_path
 
 
-def _restore(run: _Run, checkpoint: dict[str, Any], position: Position) -> None:
+def _restore(run: TrainingRun, checkpoint: dict[str, Any], position: Position) -> None:
     restore_training_state(
         checkpoint, model=run.module, optimizer=run.optimizer, scheduler=run.scheduler, scaler=run.scaler
     )
@@ -344,7 +314,7 @@ def _wrap_ddp(module: nn.Module, ctx: DistContext) -> nn.Module:
 # The loop
 
 
-def _fit(run: _Run, governor: ThreadGovernor) -> str | None:
+def _fit(run: TrainingRun, governor: ThreadGovernor) -> str | None:
     """Train until the schedule ends; the stop signal's name ("" from another rank) if stopped.
     ``governor`` follows co-tenants between steps."""
     meter = _Meter()
@@ -368,7 +338,7 @@ def _fit(run: _Run, governor: ThreadGovernor) -> str | None:
     return None
 
 
-def _end_epoch(run: _Run) -> None:
+def _end_epoch(run: TrainingRun) -> None:
     """Step the schedule; save ``last.pt`` unless the epoch was short (tiny datasets would write a
     checkpoint every few steps): then the periodic checkpoints cover it."""
     run.scheduler.step()
@@ -378,7 +348,7 @@ def _end_epoch(run: _Run) -> None:
         save_checkpoint(run, numbered=False)
 
 
-def _step(run: _Run, group: list[ClipBatch], meter: _Meter, data_seconds: float) -> None:
+def _step(run: TrainingRun, group: list[ClipBatch], meter: _Meter, data_seconds: float) -> None:
     """One optimizer step over ``group`` (``accumulate`` batches)."""
     run.optimizer.zero_grad(set_to_none=True)
     totals: dict[str, Tensor] = {}
@@ -399,7 +369,7 @@ def _step(run: _Run, group: list[ClipBatch], meter: _Meter, data_seconds: float)
     meter.record(data_seconds, totals)
 
 
-def _forward_losses(run: _Run, batch: ClipBatch) -> dict[str, Tensor]:
+def _forward_losses(run: TrainingRun, batch: ClipBatch) -> dict[str, Tensor]:
     with autocast(run.ctx.device, run.precision.dtype):
         outputs = run.model(batch.frames, batch.pad_mask)
     # The criterion runs outside autocast: matching costs and losses in float32.
@@ -419,7 +389,7 @@ def _check_finite(losses: dict[str, Tensor], step: int) -> None:
         )
 
 
-def _optimizer_step(run: _Run) -> None:
+def _optimizer_step(run: TrainingRun) -> None:
     if run.scaler is not None:
         run.scaler.unscale_(run.optimizer)
     if run.config.clip_max_norm > 0:
@@ -431,7 +401,7 @@ def _optimizer_step(run: _Run) -> None:
         run.optimizer.step()
 
 
-def _after_step(run: _Run, meter: _Meter) -> None:
+def _after_step(run: TrainingRun, meter: _Meter) -> None:
     step, config = run.position.step, run.config
     if step % config.log_every == 0 or step == run.total_steps:
         _log(run, meter)
@@ -447,7 +417,7 @@ def _after_step(run: _Run, meter: _Meter) -> None:
         run.evaluations[step] = evaluate_run(run)
 
 
-def _log(run: _Run, meter: _Meter) -> None:
+def _log(run: TrainingRun, meter: _Meter) -> None:
     """Average the window's losses over ranks; rank 0 writes metrics.jsonl and reports progress."""
     names, values = meter.mean_losses()
     values = global_mean(values).tolist()

@@ -23,7 +23,6 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .. import __version__
 from ..atomic import atomic_directory, atomic_write_json
 from ..categories import CategoryMap
 from ..config import LOW_SCORE, InferConfig, config_to_dict
@@ -31,8 +30,9 @@ from ..data.dataset_video import DatasetVideoFinder
 from ..data.video_io import VideoSource, iter_videos, open_video
 from ..engine.device import PrecisionChoice, select_device
 from ..engine.threads import ThreadGovernor, ThreadSetting
-from ..errors import ConfigError, VistrError
+from ..errors import CHECKPOINT_HINT, ConfigError, VistrError
 from ..progress import ProgressCallback, ProgressUpdate, no_progress
+from ..version import __version__
 from .output_dir import drop_if_empty, prepare_output_dir, remove_stale_partials, settings_change
 from .segmenter import VideoSegmenter
 from .tracker import FinalTrack
@@ -40,7 +40,6 @@ from .writers import SpoolWriter, build_results, write_frame_outputs, write_resu
 
 SPOOL_NAME = ".frames.spool.jsonl"
 DEFAULT_VIDEO_ID = 1
-CHECKPOINT_HINT = "pass --checkpoint with the official vistr_r50.pth / vistr_r101.pth or a checkpoint written by `vistr train`"
 
 
 @dataclass(frozen=True)
@@ -254,7 +253,7 @@ def _inside(path: Path, folder: Path) -> bool:
 def _load(checkpoint: Path | None, device: torch.device, num_frames: int | None = None) -> nn.Module:
     if checkpoint is None:
         raise ConfigError(f"no model given; {CHECKPOINT_HINT}")
-    from .. import load_model
+    from ..model.loading import load_model
 
     return load_model(checkpoint, num_frames=num_frames, device=device)
 

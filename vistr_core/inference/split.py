@@ -1,4 +1,5 @@
-"""Predicting a whole YouTube-VIS split, for ``vistr eval --data`` and the trainer's periodic evaluation.
+"""Predicting (and scoring) a whole YouTube-VIS split, for ``vistr eval --data`` and the trainer's
+periodic evaluation.
 
 Every video of the split is segmented by the same :class:`VideoSegmenter` as ``vistr segment``
 (windows, linking, post-processing), reading the frames listed in ``file_names`` from the split's
@@ -141,3 +142,15 @@ def predict_split(
     finally:
         model.train(was_training)
     return results, ground_truth
+
+
+def score_split(
+    model: nn.Module, data_root: Path, split: str, progress: ProgressCallback = no_progress
+) -> dict[str, float]:
+    """The 12 YouTube-VIS statistics of ``model`` on ``split`` (:func:`predict_split`, then the
+    official metric): the trainer's periodic evaluation (an ``Evaluator``, passed by
+    :func:`vistr_core.train`)."""
+    from ..eval.ytvis_eval import evaluate_ytvis
+
+    results, ground_truth = predict_split(data_root, split, model=model, progress=progress)
+    return {k: float(v) for k, v in evaluate_ytvis(ground_truth, results).stats.items()}
