@@ -24,24 +24,20 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
             "vistr_core.categories",
             "vistr_core.config",
             "vistr_core.presets",
-            # checkpoint reading/writing below model/ and engine/ (issue 13 moves it here)
+            # checkpoint reading/writing, below model/ and engine/
             "vistr_core.checkpoint_io",
-            "vistr_core.checkpoints",
         ),
     ),
     ("ops", ("vistr_core.ops",)),  # pure tensor / mask functions
     ("data, model, metric", ("vistr_core.data", "vistr_core.model", "vistr_core.eval")),
     ("training", ("vistr_core.engine", "vistr_core.losses", "vistr_core.matcher")),
-    ("rendering", ("vistr_core.render",)),
+    ("rendering, review", ("vistr_core.render", "vistr_core.review")),
     ("inference", ("vistr_core.inference",)),
     ("public API", ("vistr_core",)),  # the package root re-exports lazily
 ]
 
 #: (importer, imported) pairs allowed across floors while they last, and why.
-KNOWN_EXCEPTIONS = {
-    # checkpoint I/O still lives in engine/; issue 13 moves it below model/ and engine/
-    ("vistr_core.model.loading", "vistr_core.engine.checkpoint"),
-}
+KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path) -> str:
@@ -65,8 +61,10 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([node.module] if node.module else []))
-            # `from pkg import sub` imports the submodule pkg.sub when there is one
-            targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            # `from pkg import sub` imports the submodule pkg.sub when there is one (pkg itself is
+            # then the importer's own package or one it already needs for pkg.sub)
+            subs = [f"{base}.{alias.name}" for alias in node.names]
+            targets = [t for t in subs if t in known] or [base]
         else:
             continue
         found.update(t for t in targets if t in known and t != name)

@@ -38,7 +38,6 @@ from __future__ import annotations
 import shutil
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,45 +50,13 @@ from ..atomic import atomic_directory, atomic_write_json
 from ..errors import ConfigError, DatasetError, VistrWarning
 from ..ops.masks import compressed_rle_counts, encode_masks
 from ..progress import ProgressCallback, ProgressUpdate, no_progress
+from .converted import SIDECAR, ConvertSummary, VideoTracks, copy_frames, read_sidecar
 from .video_io import natural_key
-from .ytvis import load_ytvis, read_json, track_json
+from .ytvis import load_ytvis, track_json
 
 FORMATS = ("ytvis", "mots", "davis", "cvat")
-SIDECAR = "vistr.json"
 MOTS_IGNORE = 10000
 DAVIS_VOID = 254  # values >= 254 are "void" in DAVIS tools (255 written by them)
-
-
-@dataclass
-class VideoTracks:
-    """One video in memory: ``masks[n]`` is track n, ``[L, H, W]`` bool."""
-
-    id: int
-    name: str
-    height: int
-    width: int
-    frame_names: list[str]  # file names relative to the image root, "<video>/<frame>.jpg"
-    ann_ids: list[int] = field(default_factory=list)
-    category_ids: list[int] = field(default_factory=list)
-    masks: list[np.ndarray] = field(default_factory=list)
-    image_dir: Path | None = None  # where frame_names live, if frames exist
-    frame_folder: Path | None = None  # or: the folder holding the frames by file name (CVAT exports)
-
-    def frame_file(self, name: str) -> Path | None:
-        """The source file of frame ``name`` (one of ``frame_names``), if the frames exist."""
-        if self.frame_folder is not None:
-            return self.frame_folder / Path(name).name
-        return None if self.image_dir is None else self.image_dir / name
-
-
-@dataclass
-class ConvertSummary:
-    out: Path
-    to: str
-    videos: int = 0
-    tracks: int = 0
-    overlap_pixels: int = 0
-    frames_copied: int = 0
 
 
 def detect_format(src: Path) -> str:
@@ -131,15 +98,10 @@ def _read_ytvis(src: Path, split: str) -> tuple[list[dict[str, Any]], Iterator[V
     return index.categories, videos(), len(index.videos)
 
 
-def _sidecar(src: Path) -> dict[str, Any] | None:
-    path = src / SIDECAR
-    return read_json(path) if path.is_file() else None
-
-
 def _recorded_split(src: Path, source_format: str) -> str:
     """The YouTube-VIS split a MOTS / DAVIS folder was converted from (its sidecar's ``split``), so
     a round trip keeps the split's name; ``train`` otherwise."""
-    side = _sidecar(src) if source_format != "ytvis" and src.is_dir() else None
+    side = read_sidecar(src) if source_format != "ytvis" and src.is_dir() else None
     recorded = side.get("split") if isinstance(side, dict) else None
     return recorded if isinstance(recorded, str) and recorded and "/" not in recorded else "train"
 
@@ -167,7 +129,7 @@ def _read_png_video(folder: Path) -> tuple[list[str], np.ndarray]:
 
 
 def _read_mots(src: Path) -> tuple[list[dict[str, Any]], Iterator[VideoTracks], int]:
-    side = _sidecar(src)
+    side = read_sidecar(src)
     txt_dir, png_dir = src / "instances_txt", src / "instances"
     use_txt = txt_dir.is_dir()
     names = (
@@ -287,7 +249,7 @@ def _labels_txt(path: Path) -> list[dict[str, Any]]:
 
 
 def _read_davis(src: Path) -> tuple[list[dict[str, Any]], Iterator[VideoTracks], int]:
-    side = _sidecar(src)
+    side = read_sidecar(src)
     ann_dir = src / "Annotations"
     names = sorted((p.name for p in ann_dir.iterdir() if p.is_dir()), key=natural_key)
     if not names:
@@ -349,18 +311,6 @@ def _label_map(video: VideoTracks, values: list[int], dtype: Any) -> tuple[np.nd
     return labels, overlap
 
 
-def _copy_frames(video: VideoTracks, dst_dir: Path) -> int:
-    copied = 0
-    for name in video.frame_names:
-        src = video.frame_file(name)
-        if src is not None and src.is_file():
-            target = dst_dir / Path(name).name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, target)
-            copied += 1
-    return copied
-
-
 def _video_meta(video: VideoTracks, values: list[int]) -> dict[str, Any]:
     return {
         "id": video.id,
@@ -417,7 +367,7 @@ def _write_mots(
         (out / "instances_txt" / f"{video.name}.txt").write_text(
             "".join(f"{ln}\n" for ln in lines), encoding="utf-8"
         )
-    summary.frames_copied += _copy_frames(video, out / "images" / video.name)
+    summary.frames_copied += copy_frames(video, out / "images" / video.name)
     return _video_meta(video, values)
 
 
@@ -437,7 +387,7 @@ def _write_davis(
         img = Image.fromarray(frame)
         img.putpalette(palette)  # an "L" image with a palette becomes "P": pixel = object number
         img.save(folder / f"{Path(name).stem}.png")
-    summary.frames_copied += _copy_frames(video, out / "JPEGImages" / video.name)
+    summary.frames_copied += copy_frames(video, out / "JPEGImages" / video.name)
     return _video_meta(video, values)
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import DatasetError
 from ..ops.masks import decode_segmentation, encode_masks
-from .convert import ConvertSummary, VideoTracks, _copy_frames, _sidecar
+from .converted import ConvertSummary, VideoTracks, copy_frames, read_sidecar
 from .formats import cvat_video
 from .video_io import IMAGE_EXTENSIONS, natural_key
 
@@ -53,7 +53,7 @@ def read_cvat(src: Path) -> tuple[list[dict[str, Any]], Iterator[VideoTracks], i
     root = src if src.is_dir() else src.parent
     if src.is_file() and root.name == "annotations":  # DST/annotations/<video>.xml of our layout
         root = root.parent
-    side = _sidecar(root)
+    side = read_sidecar(root)
     metas = {m["name"]: m for m in side["videos"]} if side else {}
     categories = list(side["categories"]) if side else []
 
@@ -137,7 +137,7 @@ def write_cvat(
         tracks=tracks,
         shapes=shapes,
     )
-    summary.frames_copied += _copy_frames(video, out / "images" / video.name)
+    summary.frames_copied += copy_frames(video, out / "images" / video.name)
     return {
         "id": video.id,
         "name": video.name,
