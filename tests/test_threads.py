@@ -181,13 +181,15 @@ def test_cli_sets_openmp_environment_before_torch_loads():
     [([], {}, "auto"), (["--threads", "1"], {"VISTR_THREADS": "2"}, 1), ([], {"VISTR_THREADS": "2"}, 2)],
 )
 def test_segment_and_train_forward_the_thread_setting(tmp_path, monkeypatch, args, env, expected):
-    from vistr_cli.commands import segment as segment_cmd
     from vistr_core.engine import trainer
+    from vistr_core.inference import segment as segment_module
     from vistr_core.inference.segment import SegmentSummary
 
     seen = {}
-    monkeypatch.setattr(
-        segment_cmd, "segment_videos", lambda *a, **kw: seen.update(segment=kw["threads"]) or SegmentSummary()
+    monkeypatch.setattr(  # the command imports segment_videos when it runs
+        segment_module,
+        "segment_videos",
+        lambda *a, **kw: seen.update(segment=kw["threads"]) or SegmentSummary(),
     )
     monkeypatch.setattr(
         trainer,
