@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,7 +12,10 @@ from rich.table import Table
 
 from vistr_cli.errors import reports_errors
 from vistr_cli.options import ForceOpt
-from vistr_core.review import ReviewConfig, ReviewReport
+from vistr_core.review.config import ReviewConfig
+
+if TYPE_CHECKING:
+    from vistr_core.review import ReviewReport
 
 _DEFAULTS = ReviewConfig()
 
