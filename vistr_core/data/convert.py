@@ -50,7 +50,7 @@ from ..atomic import atomic_directory, atomic_write_json
 from ..errors import ConfigError, DatasetError, VistrWarning
 from ..ops.masks import compressed_rle_counts, encode_masks
 from ..progress import ProgressCallback, ProgressUpdate, no_progress
-from .converted import SIDECAR, ConvertSummary, VideoTracks, copy_frames, read_sidecar
+from .converted import SIDECAR, ConvertSummary, VideoTracks, copy_frames, read_sidecar, video_header
 from .video_io import natural_key
 from .ytvis import load_ytvis, track_json
 
@@ -313,11 +313,7 @@ def _label_map(video: VideoTracks, values: list[int], dtype: Any) -> tuple[np.nd
 
 def _video_meta(video: VideoTracks, values: list[int]) -> dict[str, Any]:
     return {
-        "id": video.id,
-        "name": video.name,
-        "height": video.height,
-        "width": video.width,
-        "file_names": video.frame_names,
+        **video_header(video),
         "objects": {
             str(v): {"annotation_id": a, "category_id": c, "order": k}
             for k, (v, a, c) in enumerate(zip(values, video.ann_ids, video.category_ids, strict=True))

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import DatasetError
 from ..ops.masks import decode_segmentation, encode_masks
-from .converted import ConvertSummary, VideoTracks, copy_frames, read_sidecar
+from .converted import ConvertSummary, VideoTracks, copy_frames, read_sidecar, video_header
 from .formats import cvat_video
 from .video_io import IMAGE_EXTENSIONS, natural_key
 
@@ -138,13 +138,7 @@ def write_cvat(
         shapes=shapes,
     )
     summary.frames_copied += copy_frames(video, out / "images" / video.name)
-    return {
-        "id": video.id,
-        "name": video.name,
-        "height": video.height,
-        "width": video.width,
-        "file_names": video.frame_names,
-    }
+    return video_header(video)
 
 
 def write_labels_json(path: Path, categories: list[dict[str, Any]]) -> None:

@@ -65,3 +65,14 @@ def copy_frames(video: VideoTracks, dst_dir: Path) -> int:
             shutil.copyfile(src, target)
             copied += 1
     return copied
+
+
+def video_header(video: VideoTracks) -> dict[str, Any]:
+    """The side-car's record of a converted video: id, name, size and frame file names."""
+    return {
+        "id": video.id,
+        "name": video.name,
+        "height": video.height,
+        "width": video.width,
+        "file_names": video.frame_names,
+    }
