@@ -2,7 +2,7 @@
 # The whole loop on data vistr makes itself (nothing is downloaded):
 #   synthesize a dataset -> train the `tiny` model on the CPU -> score it on the held-out split
 #   -> segment a held-out video and a longer one -> render overlays.
-# About 10 minutes on a 2-core CPU. Usage: bash examples/quickstart.sh [OUT]   (default: quickstart-out)
+# About 5 minutes on a 2-core CPU (setup: about 1 more). Usage: bash examples/quickstart.sh [OUT]   (default: quickstart-out)
 # The videos show one object each (`--difficulty single`): a VisTR trained from scratch learns to
 # find, classify, segment and track it in these minutes; telling two objects apart takes it far
 # longer (see the README). QUICKSTART_EPOCHS=N trains for N epochs instead of 50 (one epoch = one
