@@ -88,6 +88,8 @@ def _recorded(recorded: dict[str, Any], meta: dict[str, Any], group: str, key: s
         return (meta.get("frame_range") or {}).get(key)
     if not key:
         return recorded.get(group)
+    if group == "outputs":  # an output older versions did not offer was not written
+        return bool((recorded.get(group) or {}).get(key, False))
     return (recorded.get(group) or {}).get(key)
 
 

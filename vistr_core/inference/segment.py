@@ -227,11 +227,16 @@ def _job(
     return _Job(segmenter, frames, _VideoIds(video_id), outputs, checkpoint, force, progress, governor)
 
 
+def _outputs_record(outputs: OutputOptions) -> dict[str, bool]:
+    """The optional outputs as ``meta.json`` records them (and a rerun compares them)."""
+    return {"png": outputs.png, "mots": outputs.mots, "render": outputs.render, "cvat": outputs.cvat}
+
+
 def _settings(infer: InferConfig, outputs: OutputOptions, frames: FrameRange) -> dict[str, Any]:
     """This run's settings as :func:`_meta` records them (compared with a finished video's)."""
     return {
         "infer": config_to_dict(infer),
-        "outputs": {"png": outputs.png, "mots": outputs.mots, "render": outputs.render},
+        "outputs": _outputs_record(outputs),
         "frame_range": {"start": frames.start, "end": frames.end, "stride": frames.stride},
     }
 
@@ -443,12 +448,7 @@ def _meta(
             "device": str(segmenter.device),
             "precision": segmenter.precision.to_dict(),
             "model": config_to_dict(model.config),
-            "outputs": {
-                "png": outputs.png,
-                "mots": outputs.mots,
-                "render": outputs.render,
-                "cvat": outputs.cvat,
-            },
+            "outputs": _outputs_record(outputs),
         },
         "vistr_version": __version__,
     }
