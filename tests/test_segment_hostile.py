@@ -133,6 +133,18 @@ def test_a_rerun_with_other_settings_or_checkpoint_says_so(tmp_path, videos, fak
         f"skipped: {out / 'v1'} was made with other settings (infer.score_thr, outputs.png); "
         "kept as it is, pass --force to redo it with these"
     )
+    cvat = CliRunner().invoke(app, [*base, "-c", "m.pth", "--cvat"])
+    assert [ln for ln in lines(cvat) if ln.startswith("skipped:")][0] == (
+        f"skipped: {out / 'v1'} was made with other settings (outputs.cvat); "
+        "kept as it is, pass --force to redo it with these"
+    )
+    # meta.json of an older vistr has no "cvat" output: it was not written, nothing changed
+    meta_path = out / "v1" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["settings"]["outputs"]["cvat"]
+    meta_path.write_text(json.dumps(meta))
+    again = CliRunner().invoke(app, [*base, "-c", "m.pth"])
+    assert not any(ln.startswith(f"skipped: {out / 'v1'}") for ln in lines(again))
     moved = CliRunner().invoke(app, [*base, "-c", "other.pth"])
     skipped = [ln for ln in lines(moved) if ln.startswith("skipped:")]
     assert skipped[0] == (
