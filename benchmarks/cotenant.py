@@ -31,12 +31,14 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import cpu_info  # noqa: E402
 
 # Each co-tenant checks every ~0.1 s that the benchmark still runs, so none outlives it.
 SPINNERS = {
@@ -44,31 +46,6 @@ SPINNERS = {
     "numpy": "import os\nimport numpy as np\na = np.random.rand(512, 512)\nparent = os.getppid()\n"
     "while os.getppid() == parent:\n    for _ in range(10):\n        a @ a",
 }
-FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8")
-
-
-def cpu_info() -> dict:
-    """CPU model, the SIMD flags that matter to torch's kernels, CPU counts."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "model": model,
-        "flags": [f for f in FLAGS if f in flags],
-        "cpu_count": os.cpu_count(),
-        "usable_cpus": affinity,
-        "platform": platform.platform(),
-    }
-
-
 # --------------------------------------------------------------------------------------------------
 # The child: build the model and time the work under one mode
 

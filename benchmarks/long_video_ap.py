@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,23 +31,10 @@ from vistr_core.data.synthetic import generate_synthetic
 from vistr_core.eval.ytvis_eval import evaluate_ytvis
 from vistr_core.inference.split import predict_split
 
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import cpu_info  # noqa: E402
+
 RESULTS = Path(__file__).parent / "results" / "long_video_ap.json"
-
-
-def _cpu() -> dict[str, str]:
-    flags = ""
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-                flags = " ".join(f for f in line.split(":", 1)[1].split() if f in wanted)
-                break
-    except OSError:
-        pass
-    return {"model": model, "flags": flags}
 
 
 def _ap(model, root: Path, infer: InferConfig) -> dict[str, float]:
@@ -102,7 +89,7 @@ def main() -> None:
         "long_videos": args.long_videos,
         "long_frames": args.long_frames,
         "num_frames": model.num_frames,
-        "cpu": _cpu(),
+        "cpu": cpu_info(),
         "torch": torch.__version__,
         "rows": rows,
     }

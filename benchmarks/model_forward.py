@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import resource
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +32,9 @@ from vistr_core.engine.device import autocast, cpu_bf16_support, resolve_precisi
 from vistr_core.model import build_vistr
 from vistr_core.model.cpu_memory import keep_freed_memory
 from vistr_core.presets import get_preset
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import cpu_info  # noqa: E402
 
 STAGES = {
     "backbone": "vistr.backbone.0",
@@ -140,14 +144,8 @@ def bench_model(
 
 
 def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (platform.processor() is often empty on Linux)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The CPU's model name (platform.processor() is often empty on Linux)."""
+    return cpu_info()["model"]
 
 
 def _print_row(r: dict) -> None:
