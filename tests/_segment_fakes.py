@@ -117,3 +117,18 @@ class ColorSlotModel(nn.Module):
                 logits[i, slot, :, :] = -5.0
                 logits[i, slot, :, c + 1] = 5.0
         return {"pred_logits": logits, "pred_boxes": torch.zeros(b, n, t, 4), "pred_masks": masks}
+
+
+def fake_checkpoint_loading(monkeypatch, make_model) -> list:
+    """Make every checkpoint `vistr segment` loads "load" as ``make_model()``; returns the list of
+    checkpoints loaded (so tests can count loads). Keeps ``inference.segment._load``'s signature."""
+    from vistr_core.inference import segment as segment_module
+
+    loads: list = []
+
+    def load(checkpoint, device, num_frames=None):
+        loads.append(checkpoint)
+        return make_model()
+
+    monkeypatch.setattr(segment_module, "_load", load)
+    return loads

@@ -7,13 +7,12 @@ import json
 import cv2
 import pytest
 import torch
-from _segment_fakes import ColorSlotModel, scene_frame, write_scene_video
+from _segment_fakes import ColorSlotModel, fake_checkpoint_loading, scene_frame, write_scene_video
 from typer.testing import CliRunner
 
 from vistr_cli.app import app
 from vistr_core.engine.checkpoint import read_checkpoint
 from vistr_core.errors import CheckpointError
-from vistr_core.inference import segment as segment_module
 
 
 class WeakSlotModel(ColorSlotModel):
@@ -37,14 +36,7 @@ def runner() -> CliRunner:
 @pytest.fixture
 def loads(monkeypatch) -> list:
     """Every checkpoint "loads" as a WeakSlotModel; the list records the loads."""
-    loaded: list = []
-
-    def load(checkpoint, device, num_frames=None):
-        loaded.append(checkpoint)
-        return WeakSlotModel()
-
-    monkeypatch.setattr(segment_module, "_load", load)
-    return loaded
+    return fake_checkpoint_loading(monkeypatch, WeakSlotModel)
 
 
 def error_lines(output: str) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from _segment_fakes import ColorSlotModel, scene_frame, write_scene_video
+from _segment_fakes import ColorSlotModel, fake_checkpoint_loading, scene_frame, write_scene_video
 from typer.testing import CliRunner
 
 from vistr_cli.app import app
@@ -29,14 +29,7 @@ def runner() -> CliRunner:
 def fake_model(monkeypatch):
     """Every checkpoint "loads" as one shared ColorSlotModel; counts loads and forward calls."""
     model = ColorSlotModel(8)
-    loads = []
-
-    def load(checkpoint, device, num_frames=None):
-        loads.append(checkpoint)
-        return model
-
-    monkeypatch.setattr(segment_module, "_load", load)
-    model.loads = loads
+    model.loads = fake_checkpoint_loading(monkeypatch, lambda: model)
     return model
 
 

@@ -11,26 +11,19 @@ from pathlib import Path
 
 import pytest
 import torch
-from _segment_fakes import ColorSlotModel, write_scene_video
+from _segment_fakes import ColorSlotModel, fake_checkpoint_loading, write_scene_video
 from typer.testing import CliRunner
 
 from vistr_cli.app import app
-from vistr_core.inference import segment as segment_module
 from vistr_core.model import build_vistr
 from vistr_core.presets import get_preset
 
 
 @pytest.fixture
 def fake_model(monkeypatch):
+    """Every checkpoint "loads" as one shared ColorSlotModel; counts loads and forward calls."""
     model = ColorSlotModel(8)
-    loads = []
-
-    def load(checkpoint, device, num_frames=None):
-        loads.append(checkpoint)
-        return model
-
-    monkeypatch.setattr(segment_module, "_load", load)
-    model.loads = loads
+    model.loads = fake_checkpoint_loading(monkeypatch, lambda: model)
     return model
 
 
