@@ -144,6 +144,8 @@ class TrainConfig:
     ``calibrate_backbone``: for a backbone without pretrained weights (no ``--init-from``), set its
     frozen BatchNorm statistics from the first training clips before the first step
     (:meth:`vistr_core.model.backbone.Backbone.calibrate_batchnorm`).
+    ``loss_memory``: weight of the training-only dense class loss on the encoder memory
+    (:func:`vistr_core.losses.memory_class_loss`); 0, the paper's recipe, skips it.
     """
 
     epochs: int = 18
@@ -165,6 +167,7 @@ class TrainConfig:
     loss_giou: float = 2.0
     loss_mask: float = 1.0
     loss_dice: float = 1.0
+    loss_memory: float = 0.0
     eos_coef: float = 0.1
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0

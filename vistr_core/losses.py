@@ -10,6 +10,8 @@ Every (instance, frame) pair is one supervised "box" (vistr-facts section 4.2):
   frames, predictions upsampled bilinearly from H/4 to the clip's input size.
 - The same class and box terms for each earlier decoder layer (``aux_outputs``), each with its own
   matching, named ``loss_ce_0``, ``loss_bbox_0``, ...
+- ``loss_memory`` (not in the paper; weight 0 there, training-only): the class head read on every
+  encoder memory token must give the classes under that token's cell (:func:`memory_class_loss`).
 
 Box and mask terms are sums divided by the number of matched valid pairs; the CE sum is divided by
 its total weight. Under data parallelism both normalizers are averaged over the ranks, so after DDP
@@ -31,7 +33,7 @@ from .engine.distributed import global_mean
 from .matcher import SequenceMatcher, build_matcher, matched_frames
 from .ops.boxes import aligned_generalized_box_iou, box_cxcywh_to_xyxy
 
-LOSS_TERMS = ("loss_ce", "loss_bbox", "loss_giou", "loss_mask", "loss_dice")
+LOSS_TERMS = ("loss_ce", "loss_bbox", "loss_giou", "loss_mask", "loss_dice", "loss_memory")
 Pairs = tuple[Tensor, Tensor, Tensor, Tensor]
 
 
@@ -128,6 +130,58 @@ def mask_losses(
     return torch.stack(focal).sum(), torch.stack(dice).sum()
 
 
+def memory_class_targets(target: ClipTargets, stride: int, num_classes: int) -> Tensor:
+    """Soft class targets of a clip's encoder token grid.
+
+    Cell (y, x) of frame t covers pixels [stride*y, stride*(y+1)) x [stride*x, stride*(x+1)) of the
+    unpadded clip; its target is the share of those pixels under each class (index ``num_classes``
+    = background; a pixel under several instances counts once per class). Cells past the clip's
+    edge average over the pixels they do hold.
+
+    Returns [T, ceil(H/stride), ceil(W/stride), K+1], each cell summing to 1.
+    """
+    height, width = target.size
+    frames = target.masks.shape[1]
+    cover = torch.zeros(num_classes + 1, frames, height, width, device=target.masks.device)
+    for label, masks in zip(target.labels.tolist(), target.masks, strict=True):
+        cover[label] = torch.maximum(cover[label], masks.float())
+    cover[num_classes] = 1 - cover[:num_classes].amax(0)
+    rows, cols = -(-height // stride), -(-width // stride)
+    cover = F.pad(cover, (0, cols * stride - width, 0, rows * stride - height))
+    share = F.avg_pool2d(cover, stride)  # [K+1, T, rows, cols]; the padding adds to no class
+    return (share / share.sum(0, keepdim=True)).permute(1, 2, 3, 0)
+
+
+def memory_class_loss(
+    memory_logits: Tensor, targets: Sequence[ClipTargets], class_weight: Tensor, stride: int
+) -> Tensor:
+    """Dense supervision of the encoder memory (training only; the model's outputs keep their meaning).
+
+    Why: trained from scratch on several objects, VisTR's encoder learns within a few hundred
+    steps to overwrite its tokens with position-only content (a linear probe on the memory then
+    tells an object's class at its cell in 5 % of cells, against 55 % at initialization), and the
+    decoder, with nothing to tell videos apart, predicts the same slots for every video. Asking
+    the class head to read each token's cell keeps "what is here" in the memory.
+
+    ``sum w_c q_c (-log p_c) / sum w_c q_c`` over every valid cell of every clip, with q the soft
+    targets of :func:`memory_class_targets` and w the criterion's class weights (``eos_coef`` for
+    background), like ``loss_ce``.
+
+    Args:
+        memory_logits: [B, T, h, w, K+1] (clips smaller than the batch's grid are read on their own).
+        stride: pixels per token cell.
+    """
+    total, weight = [], []
+    for b, target in enumerate(targets):
+        share = memory_class_targets(target, stride, class_weight.shape[0] - 1)
+        rows, cols = share.shape[1:3]
+        log_prob = F.log_softmax(memory_logits[b, :, :rows, :cols].float(), dim=-1)
+        weighted = share * class_weight
+        total.append(-(weighted * log_prob).sum())
+        weight.append(weighted.sum())
+    return torch.stack(total).sum() / global_mean(torch.stack(weight).sum()).clamp(min=1e-6)
+
+
 def num_valid_pairs(targets: Sequence[ClipTargets], device: torch.device) -> Tensor:
     """The normalizer: valid (instance, frame) pairs in the batch, averaged over ranks, >= 1."""
     count = torch.tensor(float(sum(int(t.valid.sum()) for t in targets)), device=device)
@@ -142,6 +196,8 @@ class SetCriterion(nn.Module):
         matcher: the sequence matcher, re-run for every auxiliary decoder layer.
         weights: loss term name (``LOSS_TERMS``) -> weight; the aux terms reuse them.
         eos_coef: the CE weight of the no-object class.
+        memory_stride: pixels per encoder token, for ``loss_memory`` (computed only when its
+            weight is positive).
     """
 
     def __init__(
@@ -153,6 +209,7 @@ class SetCriterion(nn.Module):
         eos_coef: float = 0.1,
         focal_alpha: float = 0.25,
         focal_gamma: float = 2.0,
+        memory_stride: int = 32,
     ) -> None:
         super().__init__()
         unknown = set(weights) - set(LOSS_TERMS)
@@ -163,6 +220,7 @@ class SetCriterion(nn.Module):
         self.weights = {name: float(weights.get(name, 0.0)) for name in LOSS_TERMS}
         self.focal_alpha = focal_alpha
         self.focal_gamma = focal_gamma
+        self.memory_stride = memory_stride
         class_weight = torch.ones(num_classes + 1)
         class_weight[-1] = eos_coef
         self.register_buffer("class_weight", class_weight)
@@ -175,7 +233,7 @@ class SetCriterion(nn.Module):
             targets: B clips' targets on the outputs' device.
         Returns:
             ``loss_ce``, ``loss_bbox``, ``loss_giou``, ``loss_mask``, ``loss_dice``, the aux terms
-            ``loss_ce_0`` ... and ``loss``, the weighted total (scalars).
+            ``loss_ce_0`` ..., ``loss_memory`` if weighted, and ``loss``, the weighted total (scalars).
         """
         num_pairs = num_valid_pairs(targets, outputs["pred_logits"].device)
         pairs = matched_frames(self.matcher(outputs, targets), targets)
@@ -185,6 +243,10 @@ class SetCriterion(nn.Module):
                 outputs["pred_masks"], pairs, targets, num_pairs,
                 alpha=self.focal_alpha, gamma=self.focal_gamma,
             )  # fmt: skip
+        if self.weights["loss_memory"] > 0 and "memory_logits" in outputs:
+            losses["loss_memory"] = memory_class_loss(
+                outputs["memory_logits"], targets, self.class_weight, self.memory_stride
+            )
         for layer, aux in enumerate(outputs.get("aux_outputs", ())):
             aux_pairs = matched_frames(self.matcher(aux, targets), targets)
             for name, value in self._sequence_losses(aux, targets, aux_pairs, num_pairs).items():
@@ -215,14 +277,16 @@ def _matched_target_boxes(pairs: Pairs, targets: Sequence[ClipTargets], device: 
     return torch.cat(parts).to(device)
 
 
-def build_criterion(num_classes: int, config: TrainConfig) -> SetCriterion:
-    """The criterion (and its matcher) with the weights of ``config``."""
+def build_criterion(num_classes: int, config: TrainConfig, *, memory_stride: int = 32) -> SetCriterion:
+    """The criterion (and its matcher) with the weights of ``config``; ``memory_stride``: the
+    model's pixels per encoder token (``VisTR.memory_stride``)."""
     weights = {
         "loss_ce": config.loss_ce,
         "loss_bbox": config.loss_bbox,
         "loss_giou": config.loss_giou,
         "loss_mask": config.loss_mask,
         "loss_dice": config.loss_dice,
+        "loss_memory": config.loss_memory,
     }
     return SetCriterion(
         num_classes,
@@ -231,4 +295,5 @@ def build_criterion(num_classes: int, config: TrainConfig) -> SetCriterion:
         eos_coef=config.eos_coef,
         focal_alpha=config.focal_alpha,
         focal_gamma=config.focal_gamma,
+        memory_stride=memory_stride,
     )

@@ -240,7 +240,9 @@ def _prepare(
     run = TrainingRun(
         ctx=ctx, run_dir=run_dir, preset=saved.preset if saved and saved.preset else preset.name,
         model_config=model_config, data_config=data_config, config=config, categories=categories,
-        model=module, module=module, criterion=build_criterion(categories.num_classes, config).to(ctx.device),
+        model=module, module=module, criterion=build_criterion(
+            categories.num_classes, config, memory_stride=module.memory_stride
+        ).to(ctx.device),
         optimizer=optimizer, scheduler=build_scheduler(optimizer, config),
         precision=precision, scaler=_grad_scaler(ctx.device, precision), feed=feed, position=Position(),
         data_root=data_root, split=split, eval_split=eval_split,

@@ -44,6 +44,8 @@ class Backbone(nn.Module):
                 param.requires_grad_(False)
         self.body = IntermediateLayerGetter(resnet, return_layers=_RETURN_LAYERS)
         self.num_channels = 512 if basic else 2048
+        # Pixels per layer4 cell: the transformer's token grid (DC5 halves it).
+        self.stride = 16 if dilation else 32
         # Channels of layer3, layer2, layer1: the FPN inputs of the mask head, coarse to fine.
         self.fpn_channels = (256, 128, 64) if basic else (1024, 512, 256)
 
@@ -153,3 +155,4 @@ class Joiner(nn.Sequential):
         super().__init__(backbone, position_embedding)
         self.num_channels = backbone.num_channels
         self.fpn_channels = backbone.fpn_channels
+        self.stride = backbone.stride

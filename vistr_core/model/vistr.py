@@ -93,6 +93,11 @@ class VisTR(nn.Module):
         self.config: ModelConfig | None = None
 
     @property
+    def memory_stride(self) -> int:
+        """Pixels per encoder token (32, or 16 with a dilated layer4)."""
+        return self.vistr.backbone.stride
+
+    @property
     def num_frames(self) -> int:
         return self.vistr.num_frames
 
@@ -106,6 +111,9 @@ class VisTR(nn.Module):
         Returns ``pred_logits`` [B, n, T, K+1] (last = no object), ``pred_boxes`` [B, n, T, 4]
         (cx, cy, w, h in [0, 1]), ``pred_masks`` [B, n, T, ceil(H/4), ceil(W/4)] logits and, in
         training with aux_loss, ``aux_outputs`` (logits and boxes of the earlier decoder layers).
+        In training also ``memory_logits`` [B, T, h, w, K+1]: the class head read on every encoder
+        memory token (h, w = the token grid, ``memory_stride`` pixels a cell; zeros beyond a smaller
+        clip's grid), for the training-only dense memory loss (:func:`vistr_core.losses.memory_class_loss`).
 
         Padding: each clip is cropped to its valid (top-left anchored) extent and clips of equal
         size run together, so a padded clip gives exactly its unpadded result. Mask logits
@@ -146,6 +154,8 @@ class VisTR(nn.Module):
             out["aux_outputs"] = [
                 {"pred_logits": lg, "pred_boxes": bx} for lg, bx in zip(logits[:-1], boxes[:-1], strict=True)
             ]
+        if self.training:
+            out["memory_logits"] = self.vistr.class_embed(memory)  # [B, T, h, w, K+1]
         mask4 = mask4.view(b, t, *mask4.shape[-2:]) if mask4 is not None else None
         attn = self.bbox_attention(hs[-1], memory, mask4)  # [B, n, T, heads, h, w]
         hh, ww, d = memory.shape[2:]
@@ -197,6 +207,11 @@ def _pad_masks(masks: Tensor, size: tuple[int, int]) -> Tensor:
     return F.pad(flat, (0, dw, 0, dh), mode="replicate").view(*masks.shape[:3], *size)
 
 
+def _pad_grid(logits: Tensor, grid: list[int]) -> Tensor:
+    """[B, T, h, w, C] -> [B, T, *grid, C], zeros below and to the right."""
+    return F.pad(logits, (0, 0, 0, grid[1] - logits.shape[3], 0, grid[0] - logits.shape[2]))
+
+
 def _merge_groups(
     parts: list[tuple[Tensor, dict[str, Any]]], b: int, *, mask_size: tuple[int, int]
 ) -> dict[str, Any]:
@@ -212,6 +227,9 @@ def _merge_groups(
         "pred_boxes": gather([o["pred_boxes"] for o in outs]),
         "pred_masks": gather([_pad_masks(o["pred_masks"], mask_size) for o in outs]),
     }
+    if "memory_logits" in outs[0]:
+        grid = [max(o["memory_logits"].shape[i] for o in outs) for i in (2, 3)]
+        merged["memory_logits"] = gather([_pad_grid(o["memory_logits"], grid) for o in outs])
     if "aux_outputs" in outs[0]:
         merged["aux_outputs"] = [
             {k: gather([o["aux_outputs"][i][k] for o in outs]) for k in ("pred_logits", "pred_boxes")}
