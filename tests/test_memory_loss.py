@@ -8,11 +8,11 @@ import math
 import pytest
 import torch
 
+from tests.test_losses import clip_targets, one_instance_case
 from vistr_core.config import TrainConfig
 from vistr_core.losses import build_criterion, memory_class_loss, memory_class_targets
 from vistr_core.model import build_vistr
 from vistr_core.presets import get_preset
-from tests.test_losses import clip_targets, one_instance_case
 
 K = 2  # classes 0, 1; index 2 = background
 
