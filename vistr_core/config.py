@@ -144,6 +144,8 @@ class TrainConfig:
     ``calibrate_backbone``: for a backbone without pretrained weights (no ``--init-from``), set its
     frozen BatchNorm statistics from the first training clips before the first step
     (:meth:`vistr_core.model.backbone.Backbone.calibrate_batchnorm`).
+    ``cost_mask``: weight of a dice term on the predicted masks in the matching cost
+    (:func:`vistr_core.matcher.mask_dice_cost`); 0, the paper's recipe, matches on class and box.
     ``loss_memory``: weight of the training-only dense class loss on the encoder memory
     (:func:`vistr_core.losses.memory_class_loss`); 0, the paper's recipe, skips it.
     """
@@ -162,6 +164,7 @@ class TrainConfig:
     cost_class: float = 1.0
     cost_bbox: float = 5.0
     cost_iou: float = 2.0
+    cost_mask: float = 0.0
     loss_ce: float = 1.0
     loss_bbox: float = 5.0
     loss_giou: float = 2.0

@@ -8,6 +8,9 @@ exists (``valid[j, t]``):
             + cost_bbox  *  mean_t,coords |b_i,t - b_j,t|
             + cost_iou   * -mean_t IoU(b_i,t, b_j,t)
 
+and, with ``cost_mask`` > 0 (not in the paper; training-only), ``+ cost_mask * mean_t dice(m_i,t, m_j,t)``
+on the mask probabilities at the model's 1/4 resolution (:func:`mask_dice_cost`).
+
 Differences from the reference (vistr-facts section 4.1), on purpose:
 - the means run over the target's valid frames, not all T (absent frames carry a dummy label 0 and
   a zero box there, which would pull the matching towards whatever predicts class 0 / tiny boxes);
@@ -23,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
@@ -81,26 +85,59 @@ def sequence_cost(
     return cost / frames
 
 
+def mask_dice_cost(pred_masks: Tensor, target: ClipTargets) -> Tensor:
+    """Dice cost of one clip's predicted mask sequences against its targets, over valid frames.
+
+    Predictions are cropped to the clip's unpadded 1/4 grid (``ceil(H/4) x ceil(W/4)``) and the
+    target masks area-averaged onto it, so the cost does not depend on batch padding.
+
+    Args:
+        pred_masks: [n, T, h4, w4] logits of one clip.
+    Returns:
+        [n, N] float32: ``mean over valid t of 1 - (2 |p t| + 1) / (|p| + |t| + 1)``.
+    """
+    height, width = target.size
+    rows, cols = -(-height // 4), -(-width // 4)
+    prob = pred_masks[:, :, :rows, :cols].float().sigmoid().flatten(2)  # [n, T, P]
+    tgt = F.interpolate(target.masks.float(), size=(rows, cols), mode="area").flatten(2)  # [N, T, P]
+    tgt = tgt.to(prob.device)
+    numerator = 2 * torch.einsum("itp,jtp->ijt", prob, tgt) + 1
+    denominator = prob.sum(-1)[:, None] + tgt.sum(-1)[None] + 1  # [n, N, T]
+    weight = target.valid.to(prob.device).float()  # [N, T]
+    dice = (1 - numerator / denominator) * weight
+    return dice.sum(-1) / weight.sum(-1).clamp(min=1)
+
+
 class SequenceMatcher(nn.Module):
-    """Hungarian matching of instance sequences; holds the three cost weights.
+    """Hungarian matching of instance sequences; holds the cost weights.
 
     ``forward(outputs, targets)`` returns, per video, ``(pred_idx [M], tgt_idx [M])`` int64 on the
     CPU with M = min(n, N): slot ``pred_idx[k]`` predicts target ``tgt_idx[k]`` (sorted by slot).
     """
 
-    def __init__(self, *, cost_class: float = 1.0, cost_bbox: float = 5.0, cost_iou: float = 2.0) -> None:
+    def __init__(
+        self,
+        *,
+        cost_class: float = 1.0,
+        cost_bbox: float = 5.0,
+        cost_iou: float = 2.0,
+        cost_mask: float = 0.0,
+    ) -> None:
         super().__init__()
         if cost_class == 0 and cost_bbox == 0 and cost_iou == 0:
             raise ValueError("at least one matching cost must be non-zero")
         self.cost_class = cost_class
         self.cost_bbox = cost_bbox
         self.cost_iou = cost_iou
+        self.cost_mask = cost_mask
 
     @torch.no_grad()
     def forward(self, outputs: dict[str, Tensor], targets: Sequence[ClipTargets]) -> MatchIndices:
         """
         Args:
-            outputs: ``pred_logits [B, n, T, K+1]`` and ``pred_boxes [B, n, T, 4]``.
+            outputs: ``pred_logits [B, n, T, K+1]``, ``pred_boxes [B, n, T, 4]`` and, for the mask
+                cost, ``pred_masks [B, n, T, h4, w4]`` (outputs without masks, such as the aux
+                layers', are matched on class and box alone).
             targets: B clips' targets (``labels [N_b]``, ``boxes [N_b, T, 4]``, ``valid [N_b, T]``).
         """
         pred_logits, pred_boxes = outputs["pred_logits"], outputs["pred_boxes"]
@@ -119,7 +156,16 @@ class SequenceMatcher(nn.Module):
             cost_class=self.cost_class,
             cost_bbox=self.cost_bbox,
             cost_iou=self.cost_iou,
-        ).cpu()
+        )
+        blocks = list(cost.split(sizes, dim=-1))
+        if self.cost_mask > 0 and "pred_masks" in outputs:
+            blocks = [
+                block + self.cost_mask * mask_dice_cost(outputs["pred_masks"][b], target)[None]
+                if size
+                else block
+                for b, (block, target, size) in enumerate(zip(blocks, targets, sizes, strict=True))
+            ]
+        cost = torch.cat(blocks, dim=-1).cpu()
         # A diverged model gives NaN costs, which scipy rejects; match anyway so that the loss
         # (not the matcher) reports the divergence with the step and the term.
         cost = torch.nan_to_num(cost, nan=1e8, posinf=1e8, neginf=-1e8)
@@ -159,4 +205,9 @@ def matched_frames(indices: MatchIndices, targets: Sequence[ClipTargets]) -> tup
 
 def build_matcher(config: TrainConfig) -> SequenceMatcher:
     """The matcher with the cost weights of ``config``."""
-    return SequenceMatcher(cost_class=config.cost_class, cost_bbox=config.cost_bbox, cost_iou=config.cost_iou)
+    return SequenceMatcher(
+        cost_class=config.cost_class,
+        cost_bbox=config.cost_bbox,
+        cost_iou=config.cost_iou,
+        cost_mask=config.cost_mask,
+    )
