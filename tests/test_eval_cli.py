@@ -119,6 +119,8 @@ def test_bad_results_one_line_nonzero_nothing_written(runner, files, tmp_path, b
         ["--results", "r.json"],
         ["--gt", "gt.json", "--results", "r.json", "--data", "d"],
         ["--gt", "gt.json", "--results", "r.json", "--device", "cpu"],
+        ["--gt", "gt.json", "--results", "r.json", "--dedup-iou", "0.5"],
+        ["--gt", "gt.json", "--results", "r.json", "--link-iou", "0.3"],
         ["--data", "d"],
         ["--checkpoint", "c.pt", "--split", "valid"],
     ],
@@ -323,3 +325,18 @@ def test_checkpoint_mode_end_to_end_with_a_tiny_random_model(runner, tmp_path):
     rescored = evaluate_ytvis(gt, predictions).to_json()
     assert metrics == rescored
     assert all(-1.0 <= metrics[name] <= 1.0 for name in STAT_NAMES)
+
+
+def test_checkpoint_mode_passes_the_linking_options(runner, monkeypatch, tmp_path):
+    gt = json.loads((SEED101 / "gt.json").read_text())
+    preds = json.loads((SEED101 / "results.json").read_text())
+    calls: list = []
+    _fake_split_module(monkeypatch, calls, (preds, gt))
+    ckpt = tmp_path / "last.pt"
+    ckpt.write_bytes(b"x")
+    args = ["eval", "--data", str(tmp_path), "--checkpoint", str(ckpt), "--json", str(tmp_path / "m.json")]
+    result = runner.invoke(app, [*args, "--link-iou", "0.3", "--dedup-iou", "0.5", "--precision", "fp32"])
+    assert result.exit_code == 0, result.output
+    assert calls[0]["infer"] == InferConfig(precision="fp32", link_iou=0.3, dedup_iou=0.5)
+    bad = runner.invoke(app, [*args, "--dedup-iou", "1.5", "--force"])
+    assert bad.exit_code != 0 and "--dedup-iou must be in (0, 1)" in bad.output

@@ -142,3 +142,54 @@ def test_a_track_does_not_resume_after_a_longer_gap(tmp_path):
 def test_max_gap_must_not_be_negative():
     with pytest.raises(ConfigError, match="--max-gap must be >= 0, got -1"):
         InferConfig(max_gap=-1)
+
+
+class DuplicatingModel(ColorSlotModel):
+    """ColorSlotModel whose last slot repeats red's masks with a lower score (a briefly trained
+    VisTR's typical mistake: two slots on one object)."""
+
+    def forward(self, frames, pad_mask=None):
+        out = super().forward(frames, pad_mask)
+        for i in range(frames.shape[0]):
+            red = int(out["pred_logits"][i, :, 0, 1].argmax())
+            spare = next(s for s in range(self.config.num_instances) if out["pred_masks"][i, s].max() < 0)
+            out["pred_masks"][i, spare] = out["pred_masks"][i, red]
+            out["pred_logits"][i, spare, :, :] = -5.0
+            out["pred_logits"][i, spare, :, 1] = 1.0  # red, but less sure
+        return out
+
+
+def test_dedup_drops_the_lower_scoring_copy_of_an_object(tmp_path):
+    video = write_scene_video(tmp_path / "dup.mp4", 40, speed=1.0)
+    outputs = {}
+    for dedup in (None, 0.5):
+        out = tmp_path / f"dedup{dedup}"
+        infer = InferConfig(overlap=2, dedup_iou=dedup)
+        segment_videos([video], out, model=DuplicatingModel(8), infer=infer, device="cpu")
+        outputs[dedup] = json.loads((out / "dup" / "results.json").read_text())
+    reds = [r for r in outputs[None] if r["category_id"] == 1]
+    assert len(outputs[None]) == 4 and len(reds) == 2  # the reference's behaviour: both kept
+    assert sorted(r["category_id"] for r in outputs[0.5]) == [1, 2, 3]
+    kept = next(r for r in outputs[0.5] if r["category_id"] == 1)
+    # the surer copy stays in every window (without dedup, linking mixes the two copies' windows)
+    assert kept["score"] >= max(r["score"] for r in reds) and kept["score"] > 0.999
+
+
+def test_suppress_duplicates_keeps_the_best_of_each_overlapping_group():
+    from vistr_core.inference.tracker import suppress_duplicates
+
+    masks = torch.zeros(4, 2, 8, 8, dtype=torch.bool)
+    masks[0, :, :4, :4] = True
+    masks[1, :, :4, :3] = True  # IoU 0.75 with 0
+    masks[2, :, 4:, 4:] = True
+    masks[3, :, :4, :2] = True  # IoU 0.5 with 0, 0.67 with 1
+    scores = torch.tensor([0.6, 0.9, 0.5, 0.4])
+    assert suppress_duplicates(masks, scores, 0.7) == [1, 2, 3]  # 0 overlaps the surer 1
+    assert suppress_duplicates(masks, scores, 0.5) == [1, 2]  # 3 overlaps 1 by 0.67
+    assert suppress_duplicates(masks, scores, 0.8) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0, -0.2])
+def test_dedup_iou_must_be_a_fraction(value):
+    with pytest.raises(ConfigError, match="--dedup-iou must be in"):
+        InferConfig(dedup_iou=value)

@@ -69,3 +69,16 @@ ThreadsOpt = Annotated[
         show_default=False,
     ),
 ]
+
+LinkIouOpt = Annotated[
+    float, typer.Option("--link-iou", help="Smallest mask IoU over shared frames that links windows.")
+]
+DedupOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--dedup-iou",
+        help="Within a window, drop an instance whose masks overlap a higher-scoring one's by more than "
+        "this IoU (default: off, as the official inference; for briefly trained models, e.g. 0.5).",
+        show_default=False,
+    ),
+]

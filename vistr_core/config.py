@@ -212,7 +212,10 @@ class InferConfig:
     ``class_penalty`` when the majority classes differ) that links two windows' instances into one
     track. An instance left unlinked may instead resume a track whose mask vanished at most
     ``max_gap`` frames before its own first mask (None = T frames, 0 = never): the same IoU rule on
-    the track's last mask and the instance's first one. ``window_batch`` windows go through the
+    the track's last mask and the instance's first one. ``dedup_iou`` (None = off, as the reference):
+    within a window, drop an instance whose masks overlap a higher-scoring one's by more than this
+    video IoU (:func:`vistr_core.inference.tracker.suppress_duplicates`); for models that still
+    give one object to several slots. ``window_batch`` windows go through the
     model at once. ``precision``: "fp32" (the default here: reproducible, what the parity tests
     use), "bf16", "fp16" (CUDA only) or "auto" (bf16 on CUDA devices and CPUs with native bf16,
     else fp32: :func:`vistr_core.engine.device.resolve_precision`; the CLI's default).
@@ -228,6 +231,7 @@ class InferConfig:
     link_iou: float = 0.5
     class_penalty: float = 0.5
     max_gap: int | None = None
+    dedup_iou: float | None = None
 
     def __post_init__(self) -> None:
         checks = (
@@ -243,6 +247,10 @@ class InferConfig:
             (0.0 <= self.link_iou <= 1.0, f"--link-iou must be in [0, 1], got {self.link_iou}"),
             (self.class_penalty >= 0.0, f"--class-penalty must be >= 0, got {self.class_penalty}"),
             (self.max_gap is None or self.max_gap >= 0, f"--max-gap must be >= 0, got {self.max_gap}"),
+            (
+                self.dedup_iou is None or 0.0 < self.dedup_iou < 1.0,
+                f"--dedup-iou must be in (0, 1), got {self.dedup_iou}",
+            ),
             (
                 self.precision in PRECISIONS,
                 f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}",

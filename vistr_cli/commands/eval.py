@@ -14,8 +14,10 @@ from vistr_cli.errors import reports_errors, stderr
 from vistr_cli.options import (
     AmpOpt,
     CheckpointOpt,
+    DedupOpt,
     DeviceOpt,
     ForceOpt,
+    LinkIouOpt,
     PrecisionOpt,
     ThreadsOpt,
     precision_choice,
@@ -57,6 +59,8 @@ def evaluate(
     precision: PrecisionOpt = None,
     amp: AmpOpt = None,
     threads: ThreadsOpt = None,
+    link_iou: LinkIouOpt = 0.5,
+    dedup_iou: DedupOpt = None,
     json_out: Annotated[
         Path | None,
         typer.Option(
@@ -87,9 +91,11 @@ def evaluate(
     if file_mode:
         if gt is None or results is None:
             raise ConfigError(f"--gt and --results go together; {USAGE}")
-        if device != "auto" or precision is not None or amp is not None or threads is not None:
+        model_options = (precision, amp, threads, dedup_iou)
+        if device != "auto" or link_iou != 0.5 or any(option is not None for option in model_options):
             raise ConfigError(
-                "--device, --precision, --amp and --threads only apply with --data/--checkpoint; drop them to score a file"
+                "--device, --precision, --amp, --threads, --link-iou and --dedup-iou only apply with "
+                "--data/--checkpoint; drop them to score a file"
             )
         _refuse_outputs([json_out, per_video], force)
         from vistr_core.eval import evaluate_ytvis
@@ -102,7 +108,7 @@ def evaluate(
             split or "valid",
             checkpoint,
             device,
-            precision_choice(precision, amp),
+            InferConfig(precision=precision_choice(precision, amp), link_iou=link_iou, dedup_iou=dedup_iou),
             json_out,
             per_video,
             force,
@@ -126,7 +132,7 @@ def _predict_and_score(
     split: str,
     checkpoint: Path | None,
     device: str,
-    precision: str,
+    infer: InferConfig,
     json_out: Path | None,
     per_video: Path | None,
     force: bool,
@@ -154,7 +160,6 @@ def _predict_and_score(
     from vistr_core.engine.threads import thread_setting
     from vistr_core.eval import evaluate_ytvis
 
-    infer = InferConfig(precision=precision)
     cpu_threads = thread_setting(threads)
     with RichProgress() as progress:
         predictions, ground_truth = predict_split(
@@ -163,7 +168,7 @@ def _predict_and_score(
         # Written before scoring: the predictions are a complete, reusable file on their own.
         atomic_write_json(results_path, predictions)
         result = evaluate_ytvis(ground_truth, predictions, per_video=per_video is not None, progress=progress)
-    used = resolve_precision(precision, select_device(device))
+    used = resolve_precision(infer.precision, select_device(device))
     stderr.print(f"predicted in {used.name} ({escape(used.reason)}); wrote {escape(str(results_path))}")
     return result, metrics_path
 

@@ -16,8 +16,10 @@ from vistr_cli.errors import fail, reports_errors, stderr
 from vistr_cli.options import (
     AmpOpt,
     CheckpointOpt,
+    DedupOpt,
     DeviceOpt,
     ForceOpt,
+    LinkIouOpt,
     PrecisionOpt,
     ThreadsOpt,
     precision_choice,
@@ -65,13 +67,12 @@ def segment(
         int | None, typer.Option(help="Keep at most this many tracks (best scores).")
     ] = None,
     min_track_len: Annotated[int, typer.Option(help="Drop tracks with fewer frames with a mask.")] = 1,
-    link_iou: Annotated[
-        float, typer.Option(help="Smallest mask IoU over shared frames that links windows.")
-    ] = 0.5,
+    link_iou: LinkIouOpt = 0.5,
     max_gap: Annotated[
         int | None,
         typer.Option(help="Resume a track lost at most this many frames ago (default T; 0 = never)."),
     ] = None,
+    dedup_iou: DedupOpt = None,
     window_batch: Annotated[
         int, typer.Option(help="Windows per forward pass (more = faster, more memory).")
     ] = 1,
@@ -124,6 +125,7 @@ def segment(
             precision=precision_choice(precision, amp),
             link_iou=link_iou,
             max_gap=max_gap,
+            dedup_iou=dedup_iou,
         )
         frames = FrameRange(start, end, stride)
         cpu_threads = thread_setting(threads)

@@ -29,7 +29,15 @@ from ..data.prefetch import prefetch
 from ..data.transforms import preprocess_frames
 from ..engine.device import resolve_precision, select_device
 from .predictor import WindowPrediction, WindowPredictor, mask_logit_threshold, upsample_masks
-from .tracker import FinalTrack, TrackBook, active_slots, link_slots, majority_class, sequence_iou
+from .tracker import (
+    FinalTrack,
+    TrackBook,
+    active_slots,
+    link_slots,
+    majority_class,
+    sequence_iou,
+    suppress_duplicates,
+)
 from .windows import Window, check_overlap, default_overlap, iter_windows, ownership_cut
 
 NULL_FRAME_SCORE = 0.001
@@ -211,6 +219,10 @@ class VideoSegmenter:
         """Give each active slot of ``window`` a track id, continuing ``previous``'s where they match."""
         slots = active_slots(prediction.mask_logits, window.num_real, self.logit_thr)
         masks = prediction.mask_logits[slots, : window.num_real] > self.logit_thr  # [k, T_real, h, w]
+        if self.infer.dedup_iou is not None and len(slots) > 1:
+            scores = prediction.scores[slots, : window.num_real].mean(1)
+            kept = suppress_duplicates(masks, scores, self.infer.dedup_iou)
+            slots, masks = slots[kept], masks[kept]
         classes = majority_class(prediction.labels[slots, : window.num_real])  # [k]
         ids: list[int | None] = [None] * len(slots)
         if previous is not None and len(slots) and len(previous.slots):

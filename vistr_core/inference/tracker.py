@@ -50,6 +50,26 @@ def sequence_iou(a: Tensor, b: Tensor) -> Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
 
 
+def suppress_duplicates(masks: Tensor, scores: Tensor, iou_thr: float) -> list[int]:
+    """Greedy non-maximum suppression of one window's instances on their video mask IoU.
+
+    Instances are taken by decreasing score; one whose masks overlap an already kept instance by
+    more than ``iou_thr`` (:func:`sequence_iou` over the window's frames) is dropped.
+
+    Args:
+        masks: [k, t, h, w] bool; scores: [k] window scores (mean per-frame score).
+    Returns:
+        the kept indices, in increasing order.
+    """
+    order = torch.argsort(scores.cpu(), descending=True, stable=True).tolist()
+    iou = sequence_iou(masks, masks).cpu()
+    kept: list[int] = []
+    for i in order:
+        if all(float(iou[i, j]) <= iou_thr for j in kept):
+            kept.append(i)
+    return sorted(kept)
+
+
 def link_slots(
     iou: Tensor, classes_a: Tensor, classes_b: Tensor, *, link_iou: float, class_penalty: float
 ) -> list[tuple[int, int]]:
