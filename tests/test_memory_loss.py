@@ -10,7 +10,13 @@ import torch
 
 from tests.test_losses import clip_targets, one_instance_case
 from vistr_core.config import TrainConfig
-from vistr_core.losses import build_criterion, memory_class_loss, memory_class_targets
+from vistr_core.losses import (
+    build_criterion,
+    memory_box_loss,
+    memory_box_targets,
+    memory_class_loss,
+    memory_class_targets,
+)
 from vistr_core.model import build_vistr
 from vistr_core.presets import get_preset
 
@@ -105,8 +111,9 @@ def test_training_outputs_carry_memory_logits_on_the_token_grid(dilation, grid):
     assert model.memory_stride == (16 if dilation else 32)
     out = model(torch.randn(1, 2, 3, 64, 96))
     assert out["memory_logits"].shape == (1, 2, *grid, K + 1)
+    assert out["memory_boxes"].shape == (1, 2, *grid, 4)
     with torch.no_grad():
-        assert "memory_logits" not in model.eval()(torch.randn(1, 2, 3, 64, 96))
+        assert not {"memory_logits", "memory_boxes"} & set(model.eval()(torch.randn(1, 2, 3, 64, 96)))
 
 
 def test_memory_logits_of_a_padded_batch_equal_each_clip_alone():
@@ -117,10 +124,11 @@ def test_memory_logits_of_a_padded_batch_equal_each_clip_alone():
     batch[0, :, :, :40, :60], mask[0, :, :40, :60] = a, False
     batch[1], mask[1] = b, False
     with torch.no_grad():
-        together = model(batch, mask)["memory_logits"]
-        alone = [model(a[None])["memory_logits"], model(b[None])["memory_logits"]]
-    torch.testing.assert_close(together[0, :, :2, :2], alone[0][0], atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(together[1], alone[1][0], atol=1e-4, rtol=1e-4)
+        together = model(batch, mask)
+        alone = [model(a[None]), model(b[None])]
+    for key in ("memory_logits", "memory_boxes"):
+        torch.testing.assert_close(together[key][0, :, :2, :2], alone[0][key][0], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(together[key][1], alone[1][key][0], atol=1e-4, rtol=1e-4)
 
 
 def test_the_memory_loss_trains_the_encoder_and_leaves_inference_unchanged():
@@ -137,3 +145,40 @@ def test_the_memory_loss_trains_the_encoder_and_leaves_inference_unchanged():
     assert encoder_grad is not None and encoder_grad.abs().sum() > 0
     assert model.vistr.transformer.decoder.layers[0].linear1.weight.grad is None
     assert set(model.state_dict()) == set(tiny().state_dict())
+
+
+def test_box_targets_take_the_instance_covering_most_of_each_cell():
+    target = two_object_clip()  # class 1 fills cell (0, 0); class 0 half of cell (1, 2)
+    target = dataclasses.replace(
+        target, boxes=torch.tensor([[[0.17, 0.25, 0.33, 0.5]] * 2, [[0.75, 0.75, 0.17, 0.5]] * 2])
+    )
+    boxes, keep = memory_box_targets(target, 32)
+    assert keep.shape == (2, 2, 3) and boxes.shape == (2, 2, 3, 4)
+    assert keep[:, 0, 0].all() and keep[:, 1, 2].all()  # full cell; exactly half a cell counts
+    assert int(keep.sum()) == 4
+    torch.testing.assert_close(boxes[1, 0, 0], target.boxes[0, 1])
+    torch.testing.assert_close(boxes[0, 1, 2], target.boxes[1, 0])
+
+
+def test_box_loss_is_zero_on_the_targets_and_ignores_uncovered_cells():
+    target = dataclasses.replace(
+        two_object_clip(), boxes=torch.tensor([[[0.17, 0.25, 0.33, 0.5]] * 2, [[0.75, 0.75, 0.17, 0.5]] * 2])
+    )
+    boxes, keep = memory_box_targets(target, 32)
+    pred = torch.where(keep[..., None], boxes, torch.rand(2, 2, 3, 4))[None]  # junk where keep is False
+    assert memory_box_loss(pred, [target], 32).item() == pytest.approx(0.0, abs=1e-6)
+    shifted = pred.clone()
+    shifted[0, 0, 0, 0, 0] += 0.1  # one covered cell's cx off by 0.1
+    assert memory_box_loss(shifted, [target], 32).item() > 0.1 / 4
+
+
+def test_clip_without_instances_gives_no_box_cells():
+    empty = clip_targets(
+        [],
+        torch.zeros(0, 2, 4),
+        torch.zeros(0, 2, dtype=torch.bool),
+        torch.zeros(0, 2, 64, 96, dtype=torch.bool),
+    )
+    boxes, keep = memory_box_targets(empty, 32)
+    assert boxes.shape == (2, 2, 3, 4) and not keep.any()
+    assert memory_box_loss(torch.rand(1, 2, 2, 3, 4), [empty], 32).item() == 0.0

@@ -148,6 +148,7 @@ class TrainConfig:
     (:func:`vistr_core.matcher.mask_dice_cost`); 0, the paper's recipe, matches on class and box.
     ``loss_memory``: weight of the training-only dense class loss on the encoder memory
     (:func:`vistr_core.losses.memory_class_loss`); 0, the paper's recipe, skips it.
+    ``loss_memory_box``: likewise for the dense box loss (:func:`vistr_core.losses.memory_box_loss`).
     """
 
     epochs: int = 18
@@ -171,6 +172,7 @@ class TrainConfig:
     loss_mask: float = 1.0
     loss_dice: float = 1.0
     loss_memory: float = 0.0
+    loss_memory_box: float = 0.0
     eos_coef: float = 0.1
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0

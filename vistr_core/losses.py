@@ -12,6 +12,8 @@ Every (instance, frame) pair is one supervised "box" (vistr-facts section 4.2):
   matching, named ``loss_ce_0``, ``loss_bbox_0``, ...
 - ``loss_memory`` (not in the paper; weight 0 there, training-only): the class head read on every
   encoder memory token must give the classes under that token's cell (:func:`memory_class_loss`).
+- ``loss_memory_box`` (likewise): the box head read on a token must give the box of the instance
+  covering most of its cell (:func:`memory_box_loss`).
 
 Box and mask terms are sums divided by the number of matched valid pairs; the CE sum is divided by
 its total weight. Under data parallelism both normalizers are averaged over the ranks, so after DDP
@@ -33,7 +35,7 @@ from .engine.distributed import global_mean
 from .matcher import SequenceMatcher, build_matcher, matched_frames
 from .ops.boxes import aligned_generalized_box_iou, box_cxcywh_to_xyxy
 
-LOSS_TERMS = ("loss_ce", "loss_bbox", "loss_giou", "loss_mask", "loss_dice", "loss_memory")
+LOSS_TERMS = ("loss_ce", "loss_bbox", "loss_giou", "loss_mask", "loss_dice", "loss_memory", "loss_memory_box")
 Pairs = tuple[Tensor, Tensor, Tensor, Tensor]
 
 
@@ -182,6 +184,51 @@ def memory_class_loss(
     return torch.stack(total).sum() / global_mean(torch.stack(weight).sum()).clamp(min=1e-6)
 
 
+def memory_box_targets(target: ClipTargets, stride: int) -> tuple[Tensor, Tensor]:
+    """Per token cell, the box of the instance that covers at least half of the cell's pixels.
+
+    Returns boxes [T, rows, cols, 4] (cxcywh, that frame's box of the instance) and keep
+    [T, rows, cols] bool (cells with such an instance), rows/cols = ceil(H/stride), ceil(W/stride).
+    """
+    height, width = target.size
+    frames = target.masks.shape[1]
+    rows, cols = -(-height // stride), -(-width // stride)
+    pad = (0, cols * stride - width, 0, rows * stride - height)
+    if target.num_instances == 0:
+        return target.boxes.new_zeros(frames, rows, cols, 4), torch.zeros(frames, rows, cols, dtype=torch.bool)
+    pixels = F.avg_pool2d(F.pad(target.masks.new_ones(1, height, width, dtype=torch.float32), pad), stride)
+    share = F.avg_pool2d(F.pad(target.masks.float(), pad), stride) / pixels  # [N, T, rows, cols]
+    best_share, best = share.max(0)  # [T, rows, cols]
+    boxes = target.boxes.float().transpose(0, 1)  # [T, N, 4]
+    picked = torch.gather(boxes, 1, best.flatten(1)[..., None].expand(-1, -1, 4))
+    return picked.view(frames, rows, cols, 4), best_share >= 0.5
+
+
+def memory_box_loss(memory_boxes: Tensor, targets: Sequence[ClipTargets], stride: int) -> Tensor:
+    """Dense box supervision of the encoder memory (training only): L1 + (1 - GIoU) between the box
+    head read on each token and the box of the instance covering its cell
+    (:func:`memory_box_targets`), averaged over those cells.
+
+    Why: the class loss alone tells two objects of one class apart nowhere; with a box per token,
+    the tokens of different instances differ, so slots can attend to one instance.
+
+    Args:
+        memory_boxes: [B, T, h, w, 4] cxcywh in [0, 1].
+    """
+    total, count = [], []
+    for b, target in enumerate(targets):
+        boxes, keep = memory_box_targets(target, stride)
+        rows, cols = boxes.shape[1:3]
+        pred = memory_boxes[b, :, :rows, :cols][keep.to(memory_boxes.device)].float()
+        tgt = boxes[keep].to(pred.device)
+        l1 = F.l1_loss(pred, tgt, reduction="sum")
+        giou = aligned_generalized_box_iou(box_cxcywh_to_xyxy(pred), box_cxcywh_to_xyxy(tgt))
+        total.append(l1 + (1 - giou).sum())
+        count.append(float(keep.sum()))
+    normalizer = global_mean(torch.tensor(sum(count), device=memory_boxes.device)).clamp(min=1)
+    return torch.stack(total).sum() / normalizer
+
+
 def num_valid_pairs(targets: Sequence[ClipTargets], device: torch.device) -> Tensor:
     """The normalizer: valid (instance, frame) pairs in the batch, averaged over ranks, >= 1."""
     count = torch.tensor(float(sum(int(t.valid.sum()) for t in targets)), device=device)
@@ -247,6 +294,8 @@ class SetCriterion(nn.Module):
             losses["loss_memory"] = memory_class_loss(
                 outputs["memory_logits"], targets, self.class_weight, self.memory_stride
             )
+        if self.weights["loss_memory_box"] > 0 and "memory_boxes" in outputs:
+            losses["loss_memory_box"] = memory_box_loss(outputs["memory_boxes"], targets, self.memory_stride)
         for layer, aux in enumerate(outputs.get("aux_outputs", ())):
             aux_pairs = matched_frames(self.matcher(aux, targets), targets)
             for name, value in self._sequence_losses(aux, targets, aux_pairs, num_pairs).items():
@@ -287,6 +336,7 @@ def build_criterion(num_classes: int, config: TrainConfig, *, memory_stride: int
         "loss_mask": config.loss_mask,
         "loss_dice": config.loss_dice,
         "loss_memory": config.loss_memory,
+        "loss_memory_box": config.loss_memory_box,
     }
     return SetCriterion(
         num_classes,

@@ -111,9 +111,10 @@ class VisTR(nn.Module):
         Returns ``pred_logits`` [B, n, T, K+1] (last = no object), ``pred_boxes`` [B, n, T, 4]
         (cx, cy, w, h in [0, 1]), ``pred_masks`` [B, n, T, ceil(H/4), ceil(W/4)] logits and, in
         training with aux_loss, ``aux_outputs`` (logits and boxes of the earlier decoder layers).
-        In training also ``memory_logits`` [B, T, h, w, K+1]: the class head read on every encoder
-        memory token (h, w = the token grid, ``memory_stride`` pixels a cell; zeros beyond a smaller
-        clip's grid), for the training-only dense memory loss (:func:`vistr_core.losses.memory_class_loss`).
+        In training also ``memory_logits`` [B, T, h, w, K+1] and ``memory_boxes`` [B, T, h, w, 4]:
+        the class and box heads read on every encoder memory token (h, w = the token grid,
+        ``memory_stride`` pixels a cell; zeros beyond a smaller clip's grid), for the training-only
+        dense memory losses (:func:`vistr_core.losses.memory_class_loss`, ``memory_box_loss``).
 
         Padding: each clip is cropped to its valid (top-left anchored) extent and clips of equal
         size run together, so a padded clip gives exactly its unpadded result. Mask logits
@@ -156,6 +157,7 @@ class VisTR(nn.Module):
             ]
         if self.training:
             out["memory_logits"] = self.vistr.class_embed(memory)  # [B, T, h, w, K+1]
+            out["memory_boxes"] = self.vistr.bbox_embed(memory).sigmoid()  # [B, T, h, w, 4]
         mask4 = mask4.view(b, t, *mask4.shape[-2:]) if mask4 is not None else None
         attn = self.bbox_attention(hs[-1], memory, mask4)  # [B, n, T, heads, h, w]
         hh, ww, d = memory.shape[2:]
@@ -229,7 +231,8 @@ def _merge_groups(
     }
     if "memory_logits" in outs[0]:
         grid = [max(o["memory_logits"].shape[i] for o in outs) for i in (2, 3)]
-        merged["memory_logits"] = gather([_pad_grid(o["memory_logits"], grid) for o in outs])
+        for key in ("memory_logits", "memory_boxes"):
+            merged[key] = gather([_pad_grid(o[key], grid) for o in outs])
     if "aux_outputs" in outs[0]:
         merged["aux_outputs"] = [
             {k: gather([o["aux_outputs"][i][k] for o in outs]) for k in ("pred_logits", "pred_boxes")}
