@@ -8,7 +8,7 @@ window linking loses; each linking setting of the grid is scored on the same pre
 
     python benchmarks/long_video_ap.py --checkpoint RUN/last.pt [--difficulty multi]
         [--clips 30] [--long-videos 10] [--long-frames 240]
-        [--overlap 1 2] [--link-iou 0.3 0.5] [--max-gap 0 4]
+        [--overlap 1 2] [--link-iou 0.3 0.5] [--max-gap 0 4] [--dedup-iou 0.5] [--size 192x256]
 
 Prints one line per setting and writes benchmarks/results/long_video_ap.json (with the CPU model).
 """
@@ -50,11 +50,14 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=30, help="24-frame held-out videos")
     parser.add_argument("--long-videos", type=int, default=10)
     parser.add_argument("--long-frames", type=int, default=240)
-    parser.add_argument("--size", default="96x128", help="HxW of the synthetic frames")
+    parser.add_argument("--size", default="192x256", help="HxW of the synthetic frames (the quickstart's)")
     parser.add_argument("--seed", type=int, default=101, help="generator seed (never a training seed)")
     parser.add_argument("--overlap", type=int, nargs="+", default=[None])
     parser.add_argument("--link-iou", type=float, nargs="+", default=[0.5])
     parser.add_argument("--max-gap", type=int, nargs="+", default=[None])
+    parser.add_argument(
+        "--dedup-iou", type=float, nargs="+", default=[None], help="values; 0 stands for off (None)"
+    )
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if args.threads:
@@ -67,14 +70,17 @@ def main() -> None:
         common = {"videos": 1, "size": (height, width), "seed": args.seed, "difficulty": args.difficulty}
         generate_synthetic(clips, valid_videos=args.clips, frames=24, **common)
         generate_synthetic(long, valid_videos=args.long_videos, frames=args.long_frames, **common)
-        for overlap, link_iou, max_gap in itertools.product(args.overlap, args.link_iou, args.max_gap):
-            infer = InferConfig(overlap=overlap, link_iou=link_iou, max_gap=max_gap)
+        grid = itertools.product(args.overlap, args.link_iou, args.max_gap, args.dedup_iou)
+        for overlap, link_iou, max_gap, dedup_iou in grid:
+            dedup_iou = dedup_iou or None
+            infer = InferConfig(overlap=overlap, link_iou=link_iou, max_gap=max_gap, dedup_iou=dedup_iou)
             started = time.perf_counter()
             clip, video = _ap(model, clips, infer), _ap(model, long, infer)
             row = {
                 "overlap": overlap,
                 "link_iou": link_iou,
                 "max_gap": max_gap,
+                "dedup_iou": dedup_iou,
                 "clip": clip,
                 "long": video,
                 "ratio": round(video["AP"] / clip["AP"], 3) if clip["AP"] > 0 else None,
