@@ -21,7 +21,7 @@ VISTR_R101 = Preset(
 
 TINY = Preset(
     name="tiny",
-    description="ResNet-18, d=192, 2+2 layers, 4-frame clips, 96-pixel frames: CPU tests and the quickstart",
+    description="ResNet-18, d=192, 2+2 layers, 4-frame clips, 192-pixel frames: CPU tests and the quickstart",
     model=ModelConfig(
         backbone="resnet18",
         hidden_dim=192,
@@ -39,11 +39,14 @@ TINY = Preset(
         mask_attention_gain=32.0,
         mask_prior=0.1,
     ),
+    # 192-pixel frames: at stride 32 that is 6x8 tokens a frame. At 96 pixels (3x4 tokens) an
+    # object covers one or two tokens and two objects often share one (README: "Several objects
+    # from scratch" has the measurements behind this recipe).
     data=DataConfig(
-        short_side=96,
-        max_size=160,
-        train_scales=(88, 96, 104),
-        train_max_size=176,
+        short_side=192,
+        max_size=320,
+        train_scales=(176, 192, 208),
+        train_max_size=352,
         crop_range=None,
         max_stride=2,
     ),
@@ -57,13 +60,20 @@ TINY = Preset(
     #   the cost, and without calibration it diverged at lr 3e-4);
     # - the class terms weigh 4x / 2x more than in the paper: measured on the synthetic set, the
     #   paper's weights left every slot predicting the class prior for 600+ steps, these learn
-    #   the classes within ~150 steps.
+    #   the classes within ~150 steps;
+    # - the encoder memory gets dense class and box losses (loss_memory, loss_memory_box;
+    #   training-only): without them the encoder overwrites its tokens with position-only content
+    #   within a few hundred steps and every video gets the same slots. Multi-object held-out AP
+    #   after 1200 steps: 0.09 without, 0.34 with the class loss, 0.42 with both (and eos 0.3).
     train=TrainConfig(
         lr=3e-4,
         lr_backbone=0.0,
         calibrate_backbone=True,
         loss_ce=4.0,
         cost_class=2.0,
+        loss_memory=10.0,
+        loss_memory_box=2.0,
+        eos_coef=0.3,
         batch_size=2,
         epochs=200,
         lr_drop=160,
