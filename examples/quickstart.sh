@@ -8,9 +8,8 @@
 # track them in these minutes. QUICKSTART_EPOCHS=N trains for N epochs instead of 20 (one epoch =
 # one clip of each of the 120 training videos = 60 steps at the tiny preset's batch of 2). The
 # learning rate drops 10x for the last quarter: at a constant rate the held-out AP swings between
-# checkpoints. `--dedup-iou 0.5 --link-iou 0.3`: a model trained this briefly still gives some objects
-# to two slots at once; dropping the weaker copy and linking windows at a lower mask IoU score
-# higher (README: "Several objects from scratch").
+# checkpoints. `--dedup-iou 0.5`: a model trained this briefly still gives some objects to two slots
+# at once; dropping the weaker copy scores higher (README: "Several objects from scratch").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/vistr ] && export PATH="$PWD/.venv/bin:$PATH"
@@ -28,7 +27,7 @@ vistr train --data "$OUT/shapes" --preset tiny --out "$OUT/run" --epochs "$EPOCH
 
 step "3/6 score it on the valid split (never trained on) with the official YouTube-VIS metric"
 vistr eval --data "$OUT/shapes" --split valid --checkpoint "$OUT/run/last.pt" --json "$OUT/eval/metrics.json" \
-    --link-iou 0.3 --dedup-iou 0.5 --force
+    --dedup-iou 0.5 --force
 
 step "4/6 a longer video (240 frames) the model has never seen"
 vistr data synth --out "$OUT/long" --difficulty multi --videos 1 --valid-videos 0 --frames 240 --size 192x256 \
@@ -36,7 +35,7 @@ vistr data synth --out "$OUT/long" --difficulty multi --videos 1 --valid-videos 
 
 step "5/6 segment a held-out video and the long one (windows linked into tracks)"
 vistr segment "$OUT/shapes/valid/JPEGImages/valid_00000" "$OUT/long/train/JPEGImages/train_00000" \
-    --checkpoint "$OUT/run/last.pt" -o "$OUT/segment" --png --mots --link-iou 0.3 --dedup-iou 0.5 --force
+    --checkpoint "$OUT/run/last.pt" -o "$OUT/segment" --png --mots --dedup-iou 0.5 --force
 
 step "6/6 render overlays"
 vistr render "$OUT/segment/valid_00000/results.json" -o "$OUT/render/valid_00000.mp4" --legend --force

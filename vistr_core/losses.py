@@ -195,7 +195,9 @@ def memory_box_targets(target: ClipTargets, stride: int) -> tuple[Tensor, Tensor
     rows, cols = -(-height // stride), -(-width // stride)
     pad = (0, cols * stride - width, 0, rows * stride - height)
     if target.num_instances == 0:
-        return target.boxes.new_zeros(frames, rows, cols, 4), torch.zeros(frames, rows, cols, dtype=torch.bool)
+        return target.boxes.new_zeros(frames, rows, cols, 4), torch.zeros(
+            frames, rows, cols, dtype=torch.bool
+        )
     pixels = F.avg_pool2d(F.pad(target.masks.new_ones(1, height, width, dtype=torch.float32), pad), stride)
     share = F.avg_pool2d(F.pad(target.masks.float(), pad), stride) / pixels  # [N, T, rows, cols]
     best_share, best = share.max(0)  # [T, rows, cols]

@@ -59,7 +59,7 @@ def evaluate(
     precision: PrecisionOpt = None,
     amp: AmpOpt = None,
     threads: ThreadsOpt = None,
-    link_iou: LinkIouOpt = 0.5,
+    link_iou: LinkIouOpt = InferConfig.link_iou,
     dedup_iou: DedupOpt = None,
     json_out: Annotated[
         Path | None,
@@ -92,7 +92,11 @@ def evaluate(
         if gt is None or results is None:
             raise ConfigError(f"--gt and --results go together; {USAGE}")
         model_options = (precision, amp, threads, dedup_iou)
-        if device != "auto" or link_iou != 0.5 or any(option is not None for option in model_options):
+        if (
+            device != "auto"
+            or link_iou != InferConfig.link_iou
+            or any(option is not None for option in model_options)
+        ):
             raise ConfigError(
                 "--device, --precision, --amp, --threads, --link-iou and --dedup-iou only apply with "
                 "--data/--checkpoint; drop them to score a file"

@@ -67,7 +67,7 @@ def segment(
         int | None, typer.Option(help="Keep at most this many tracks (best scores).")
     ] = None,
     min_track_len: Annotated[int, typer.Option(help="Drop tracks with fewer frames with a mask.")] = 1,
-    link_iou: LinkIouOpt = 0.5,
+    link_iou: LinkIouOpt = InferConfig.link_iou,
     max_gap: Annotated[
         int | None,
         typer.Option(help="Resume a track lost at most this many frames ago (default T; 0 = never)."),
