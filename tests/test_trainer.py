@@ -78,6 +78,8 @@ def test_resume_continues_exactly(dataset, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     # the log of the interrupted + resumed run reads like the uninterrupted one, loss for loss
     assert losses_logged(tmp_path / "straight") == losses_logged(tmp_path / "split")
+    # ... including the tiny preset's training-only memory losses
+    assert {"loss_memory", "loss_memory_box"} <= set(losses_logged(tmp_path / "straight")[-1])
 
 
 def test_checkpoint_contents_and_run_folder(dataset, tmp_path):
