@@ -195,9 +195,8 @@ def memory_box_targets(target: ClipTargets, stride: int) -> tuple[Tensor, Tensor
     rows, cols = -(-height // stride), -(-width // stride)
     pad = (0, cols * stride - width, 0, rows * stride - height)
     if target.num_instances == 0:
-        return target.boxes.new_zeros(frames, rows, cols, 4), torch.zeros(
-            frames, rows, cols, dtype=torch.bool
-        )
+        empty = torch.zeros(frames, rows, cols, dtype=torch.bool, device=target.masks.device)
+        return target.boxes.new_zeros(frames, rows, cols, 4), empty
     pixels = F.avg_pool2d(F.pad(target.masks.new_ones(1, height, width, dtype=torch.float32), pad), stride)
     share = F.avg_pool2d(F.pad(target.masks.float(), pad), stride) / pixels  # [N, T, rows, cols]
     best_share, best = share.max(0)  # [T, rows, cols]
@@ -211,8 +210,8 @@ def memory_box_loss(memory_boxes: Tensor, targets: Sequence[ClipTargets], stride
     head read on each token and the box of the instance covering its cell
     (:func:`memory_box_targets`), averaged over those cells.
 
-    Why: the class loss alone tells two objects of one class apart nowhere; with a box per token,
-    the tokens of different instances differ, so slots can attend to one instance.
+    Why: with the class loss alone, the tokens of two objects of one class look alike; with a box
+    per token they differ, so a slot can attend to one of them.
 
     Args:
         memory_boxes: [B, T, h, w, 4] cxcywh in [0, 1].
