@@ -132,6 +132,15 @@ def mask_losses(
     return torch.stack(focal).sum(), torch.stack(dice).sum()
 
 
+def _cell_means(maps: Tensor, stride: int) -> Tensor:
+    """[C, H, W] or [N, C, H, W] -> [..., ceil(H/stride), ceil(W/stride)]: each token cell's mean,
+    zero-padded at the bottom and right (a cell past the clip's edge averages its padding in as zeros)."""
+    height, width = maps.shape[-2:]
+    rows, cols = -(-height // stride), -(-width // stride)
+    padded = F.pad(maps, (0, cols * stride - width, 0, rows * stride - height))
+    return F.avg_pool2d(padded, stride)
+
+
 def memory_class_targets(target: ClipTargets, stride: int, num_classes: int) -> Tensor:
     """Soft class targets of a clip's encoder token grid.
 
@@ -148,9 +157,7 @@ def memory_class_targets(target: ClipTargets, stride: int, num_classes: int) -> 
     for label, masks in zip(target.labels.tolist(), target.masks, strict=True):
         cover[label] = torch.maximum(cover[label], masks.float())
     cover[num_classes] = 1 - cover[:num_classes].amax(0)
-    rows, cols = -(-height // stride), -(-width // stride)
-    cover = F.pad(cover, (0, cols * stride - width, 0, rows * stride - height))
-    share = F.avg_pool2d(cover, stride)  # [K+1, T, rows, cols]; the padding adds to no class
+    share = _cell_means(cover, stride)  # [K+1, T, rows, cols]; the padding adds to no class
     return (share / share.sum(0, keepdim=True)).permute(1, 2, 3, 0)
 
 
@@ -192,17 +199,16 @@ def memory_box_targets(target: ClipTargets, stride: int) -> tuple[Tensor, Tensor
     """
     height, width = target.size
     frames = target.masks.shape[1]
-    rows, cols = -(-height // stride), -(-width // stride)
-    pad = (0, cols * stride - width, 0, rows * stride - height)
     if target.num_instances == 0:
+        rows, cols = -(-height // stride), -(-width // stride)
         empty = torch.zeros(frames, rows, cols, dtype=torch.bool, device=target.masks.device)
         return target.boxes.new_zeros(frames, rows, cols, 4), empty
-    pixels = F.avg_pool2d(F.pad(target.masks.new_ones(1, height, width, dtype=torch.float32), pad), stride)
-    share = F.avg_pool2d(F.pad(target.masks.float(), pad), stride) / pixels  # [N, T, rows, cols]
+    pixels = _cell_means(target.masks.new_ones(1, height, width, dtype=torch.float32), stride)
+    share = _cell_means(target.masks.float(), stride) / pixels  # [N, T, rows, cols]
     best_share, best = share.max(0)  # [T, rows, cols]
     boxes = target.boxes.float().transpose(0, 1)  # [T, N, 4]
     picked = torch.gather(boxes, 1, best.flatten(1)[..., None].expand(-1, -1, 4))
-    return picked.view(frames, rows, cols, 4), best_share >= 0.5
+    return picked.view(*best.shape, 4), best_share >= 0.5
 
 
 def memory_box_loss(memory_boxes: Tensor, targets: Sequence[ClipTargets], stride: int) -> Tensor:
