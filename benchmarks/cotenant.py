@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import cpu_info  # noqa: E402
+from machine import cpu_info, write_report  # noqa: E402
 
 # Each co-tenant checks every ~0.1 s that the benchmark still runs, so none outlives it.
 SPINNERS = {
@@ -268,10 +268,7 @@ def main() -> None:
         "autogroup_at_end": _autogroup(),
         "rows": rows,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_report(Path(args.out), report)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from pathlib import Path
@@ -29,3 +30,10 @@ def cpu_info() -> dict:
         "usable_cpus": affinity,
         "platform": platform.platform(),
     }
+
+
+def write_report(out: Path, report: dict) -> None:
+    """Write a benchmark's JSON report (creating its folder) and say where."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")

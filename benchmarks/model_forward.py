@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import resource
@@ -34,7 +33,7 @@ from vistr_core.model.cpu_memory import keep_freed_memory
 from vistr_core.presets import get_preset
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import cpu_info  # noqa: E402
+from machine import cpu_info, write_report  # noqa: E402
 
 STAGES = {
     "backbone": "vistr.backbone.0",
@@ -212,10 +211,7 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(),
         "results": results,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_report(Path(args.out), report)
 
 
 if __name__ == "__main__":
