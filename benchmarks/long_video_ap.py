@@ -8,7 +8,8 @@ window linking loses; each linking setting of the grid is scored on the same pre
 
     python benchmarks/long_video_ap.py --checkpoint RUN/last.pt [--difficulty multi]
         [--clips 30] [--long-videos 10] [--long-frames 240]
-        [--overlap 1 2] [--link-iou 0.3 0.5] [--max-gap 0 4] [--dedup-iou 0.5] [--size 192x256]
+        [--overlap 1 2] [--link-iou 0.3 0.5] [--max-gap 0 4] [--resume-iou 0.1 0.3]
+        [--coverage-power 0 0.25] [--dedup-iou 0.5] [--size 192x256]
 
 Prints one line per setting and writes benchmarks/results/long_video_ap.json (with the CPU model).
 """
@@ -53,8 +54,10 @@ def main() -> None:
     parser.add_argument("--size", default="192x256", help="HxW of the synthetic frames (the quickstart's)")
     parser.add_argument("--seed", type=int, default=101, help="generator seed (never a training seed)")
     parser.add_argument("--overlap", type=int, nargs="+", default=[None])
-    parser.add_argument("--link-iou", type=float, nargs="+", default=[0.5])
+    parser.add_argument("--link-iou", type=float, nargs="+", default=[InferConfig.link_iou])
     parser.add_argument("--max-gap", type=int, nargs="+", default=[None])
+    parser.add_argument("--resume-iou", type=float, nargs="+", default=[InferConfig.resume_iou])
+    parser.add_argument("--coverage-power", type=float, nargs="+", default=[InferConfig.coverage_power])
     parser.add_argument(
         "--dedup-iou", type=float, nargs="+", default=[None], help="values; 0 stands for off (None)"
     )
@@ -70,16 +73,27 @@ def main() -> None:
         common = {"videos": 1, "size": (height, width), "seed": args.seed, "difficulty": args.difficulty}
         generate_synthetic(clips, valid_videos=args.clips, frames=24, **common)
         generate_synthetic(long, valid_videos=args.long_videos, frames=args.long_frames, **common)
-        grid = itertools.product(args.overlap, args.link_iou, args.max_gap, args.dedup_iou)
-        for overlap, link_iou, max_gap, dedup_iou in grid:
+        grid = itertools.product(
+            args.overlap, args.link_iou, args.max_gap, args.resume_iou, args.coverage_power, args.dedup_iou
+        )
+        for overlap, link_iou, max_gap, resume_iou, coverage_power, dedup_iou in grid:
             dedup_iou = dedup_iou or None
-            infer = InferConfig(overlap=overlap, link_iou=link_iou, max_gap=max_gap, dedup_iou=dedup_iou)
+            infer = InferConfig(
+                overlap=overlap,
+                link_iou=link_iou,
+                max_gap=max_gap,
+                resume_iou=resume_iou,
+                coverage_power=coverage_power,
+                dedup_iou=dedup_iou,
+            )
             started = time.perf_counter()
             clip, video = _ap(model, clips, infer), _ap(model, long, infer)
             row = {
                 "overlap": overlap,
                 "link_iou": link_iou,
                 "max_gap": max_gap,
+                "resume_iou": resume_iou,
+                "coverage_power": coverage_power,
                 "dedup_iou": dedup_iou,
                 "clip": clip,
                 "long": video,

@@ -11,8 +11,10 @@ from vistr_core.inference.predictor import mask_logit_threshold, postprocess, up
 from vistr_core.inference.tracker import (
     TrackBook,
     active_slots,
+    coverage_score,
     link_slots,
     majority_class,
+    mask_boxes,
     sequence_iou,
 )
 
@@ -72,6 +74,40 @@ def test_track_book_scores_classes_filters_and_renumbers():
     assert [t.provisional_id for t in book.finalize(score_thr=0.5)] == [b]
     assert [t.provisional_id for t in book.finalize(min_track_len=2)] == [b]
     assert [t.provisional_id for t in book.finalize(max_tracks=1)] == [b]
+
+
+def test_coverage_score_scales_by_the_share_of_frames_covered():
+    assert coverage_score(0.8, 240, 240, 0.25) == pytest.approx(0.8)  # every frame: the plain mean
+    assert coverage_score(0.8, 60, 240, 0.5) == pytest.approx(0.4)
+    assert coverage_score(0.8, 60, 240, 0.0) == 0.8 and coverage_score(0.8, 60, None, 0.5) == 0.8
+
+
+def test_track_book_ranks_pieces_below_whole_tracks_with_a_coverage_power():
+    """A confident 10-frame piece against a less confident track over all 100 frames."""
+    book = TrackBook()
+    piece, whole = book.new_track(), book.new_track()
+    for p in range(100):
+        book.tracks[whole].add_frame(p, 0.7, 1, nonempty=True)
+        if 40 <= p < 50:
+            book.tracks[piece].add_frame(p, 0.9, 1, nonempty=True)
+    plain = book.finalize(max_tracks=1, video_frames=100)
+    assert [t.provisional_id for t in plain] == [piece] and plain[0].score == pytest.approx(0.9)
+    weighted = book.finalize(video_frames=100, coverage_power=0.5)
+    scores = {t.provisional_id: t.score for t in weighted}
+    assert scores == pytest.approx({piece: 0.9 * 0.1**0.5, whole: 0.7})
+    assert [t.provisional_id for t in book.finalize(max_tracks=1, video_frames=100, coverage_power=0.5)] == [
+        whole
+    ]
+    assert [t.provisional_id for t in book.finalize(score_thr=0.5, video_frames=100, coverage_power=0.5)] == [
+        whole
+    ]
+
+
+def test_mask_boxes_are_pixel_extents():
+    masks = torch.zeros(2, 6, 8, dtype=torch.bool)
+    masks[0, 1:3, 2:5] = True
+    masks[1, 4, 7] = True  # one pixel: a box of area 1
+    assert mask_boxes(masks).tolist() == [[2.0, 1.0, 5.0, 3.0], [7.0, 4.0, 8.0, 5.0]]
 
 
 def test_postprocess_follows_the_reference_recipe():

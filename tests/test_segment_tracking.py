@@ -14,7 +14,7 @@ from vistr_core.config import InferConfig
 from vistr_core.data.video_io import open_video
 from vistr_core.errors import ConfigError
 from vistr_core.inference.segment import segment_videos
-from vistr_core.inference.segmenter import VideoSegmenter
+from vistr_core.inference.segmenter import VideoSegmenter, default_max_gap
 
 
 def decode(segmentation):
@@ -131,12 +131,66 @@ def test_a_track_resumes_after_a_short_gap(tmp_path, limit):
 
 
 def test_a_track_does_not_resume_after_a_longer_gap(tmp_path):
-    video = write_scene_video(tmp_path / "gap.mp4", 80, speed=0.5, hidden={0: range(30, 45)})
+    """Red hidden for 28 frames, more than the default --max-gap (24 for T = 8) plus half the overlap."""
+    assert default_max_gap(8) == 24 and default_max_gap(36) == 36
+    video = write_scene_video(tmp_path / "gap.mp4", 80, speed=0.5, hidden={0: range(30, 58)})
     segment_videos(
         [video], tmp_path / "o", model=ColorSlotModel(8), infer=InferConfig(overlap=2), device="cpu"
     )
     results = json.loads((tmp_path / "o" / "gap" / "results.json").read_text())
     assert sorted(r["category_id"] for r in results) == [1, 1, 2, 3]
+
+
+def test_a_moved_track_resumes_on_its_box_overlap(tmp_path):
+    """Red (speed 1.5 px/frame) is hidden for frames 42-47 and comes back 10 px further on: its last
+    and first masks overlap by a box IoU of about 0.2. At --resume-iou 0.1 (the default) it resumes
+    its track; at 0.3 it starts a second one. Green and blue keep one track each throughout."""
+    video = write_scene_video(tmp_path / "moved.mp4", 80, speed=1.5, hidden={0: range(42, 48)})
+    counts = {}
+    for resume_iou in (InferConfig.resume_iou, 0.3):
+        out = tmp_path / f"r{resume_iou}"
+        infer = InferConfig(overlap=2, resume_iou=resume_iou)
+        segment_videos([video], out, model=ColorSlotModel(8), infer=infer, device="cpu")
+        results = json.loads((out / "moved" / "results.json").read_text())
+        counts[resume_iou] = sorted(r["category_id"] for r in results)
+        links = json.loads((out / "moved" / "meta.json").read_text())["links"]
+        gap_links = [link for link in links if link["kind"] == "gap"]
+        assert len(gap_links) == (1 if resume_iou == InferConfig.resume_iou else 0)
+    assert InferConfig.resume_iou == 0.1
+    assert counts[0.1] == [1, 2, 3] and counts[0.3] == [1, 1, 2, 3]
+
+
+def test_a_track_does_not_resume_far_from_where_it_was_lost(tmp_path):
+    """Green (3 px/frame) is hidden in frames 2-16, well within --max-gap, and comes back 48 px
+    further on: its boxes do not overlap, so it starts a second track; red and blue keep one."""
+    video = write_scene_video(tmp_path / "far.mp4", 40, speed=1.5, hidden={1: range(2, 17)})
+    out = tmp_path / "o"
+    segment_videos([video], out, model=ColorSlotModel(8), infer=InferConfig(overlap=2), device="cpu")
+    results = json.loads((out / "far" / "results.json").read_text())
+    assert sorted(r["category_id"] for r in results) == [1, 2, 2, 3]
+
+
+def test_coverage_power_scales_only_tracks_missing_from_frames(tmp_path):
+    """Red is hidden in 6 of 80 frames: its score is the plain mean x (74 / 80) ** power; green and
+    blue, in every frame, keep the plain mean, and the masks do not change."""
+    video = write_scene_video(tmp_path / "cov.mp4", 80, speed=1.5, hidden={0: range(42, 48)})
+    outputs = {}
+    for power in (0.0, 0.5):
+        out = tmp_path / f"p{power}"
+        infer = InferConfig(overlap=2, coverage_power=power)
+        segment_videos([video], out, model=ColorSlotModel(8), infer=infer, device="cpu")
+        outputs[power] = {r["category_id"]: r for r in json.loads((out / "cov" / "results.json").read_text())}
+    assert outputs[0.0].keys() == outputs[0.5].keys() == {1, 2, 3}
+    for category, plain in outputs[0.0].items():
+        weighted = outputs[0.5][category]
+        factor = (74 / 80) ** 0.5 if category == 1 else 1.0
+        assert weighted["score"] == pytest.approx(plain["score"] * factor, abs=2e-6)
+        assert weighted["segmentations"] == plain["segmentations"]
+
+
+def test_resume_iou_must_be_in_range():
+    with pytest.raises(ConfigError, match="--resume-iou must be in \\[0, 1\\], got 1.5"):
+        InferConfig(resume_iou=1.5)
 
 
 def test_max_gap_must_not_be_negative():

@@ -82,3 +82,11 @@ DedupOpt = Annotated[
         show_default=False,
     ),
 ]
+CoveragePowerOpt = Annotated[
+    float,
+    typer.Option(
+        "--coverage-power",
+        help="A track's score is its mean frame score x (share of the video's frames it covers) ^ this; "
+        "0 = the plain mean, as the official inference.",
+    ),
+]

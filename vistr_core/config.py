@@ -213,8 +213,12 @@ class InferConfig:
     sigmoid mask probabilities. ``link_iou`` is the smallest mask IoU over the shared frames (minus
     ``class_penalty`` when the majority classes differ) that links two windows' instances into one
     track. An instance left unlinked may instead resume a track whose mask vanished at most
-    ``max_gap`` frames before its own first mask (None = T frames, 0 = never): the same IoU rule on
-    the track's last mask and the instance's first one. ``dedup_iou`` (None = off, as the reference):
+    ``max_gap`` frames before its own first mask (None = max(T, 24) frames, 0 = never) when the
+    boxes of the track's last mask and the instance's first one overlap by a box IoU of at least
+    ``resume_iou`` (minus ``class_penalty`` across classes). A track's score is its mean per-frame
+    score times (share of the video's frames where it has a mask) ** ``coverage_power`` (0 = the
+    plain mean of the official inference; a one-window video's tracks keep the plain mean anyway).
+    ``dedup_iou`` (None = off, as the reference):
     within a window, drop an instance whose masks overlap a higher-scoring one's by more than this
     video IoU (:func:`vistr_core.inference.tracker.suppress_duplicates`); for models that still
     give one object to several slots. ``window_batch`` windows go through the
@@ -235,6 +239,8 @@ class InferConfig:
     link_iou: float = 0.3
     class_penalty: float = 0.5
     max_gap: int | None = None
+    resume_iou: float = 0.1
+    coverage_power: float = 0.25
     dedup_iou: float | None = None
 
     def __post_init__(self) -> None:
@@ -251,6 +257,8 @@ class InferConfig:
             (0.0 <= self.link_iou <= 1.0, f"--link-iou must be in [0, 1], got {self.link_iou}"),
             (self.class_penalty >= 0.0, f"--class-penalty must be >= 0, got {self.class_penalty}"),
             (self.max_gap is None or self.max_gap >= 0, f"--max-gap must be >= 0, got {self.max_gap}"),
+            (0.0 <= self.resume_iou <= 1.0, f"--resume-iou must be in [0, 1], got {self.resume_iou}"),
+            (self.coverage_power >= 0.0, f"--coverage-power must be >= 0, got {self.coverage_power}"),
             (
                 self.dedup_iou is None or 0.0 < self.dedup_iou < 1.0,
                 f"--dedup-iou must be in (0, 1), got {self.dedup_iou}",

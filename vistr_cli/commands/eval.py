@@ -14,6 +14,7 @@ from vistr_cli.errors import reports_errors, stderr
 from vistr_cli.options import (
     AmpOpt,
     CheckpointOpt,
+    CoveragePowerOpt,
     DedupOpt,
     DeviceOpt,
     ForceOpt,
@@ -61,6 +62,7 @@ def evaluate(
     threads: ThreadsOpt = None,
     link_iou: LinkIouOpt = InferConfig.link_iou,
     dedup_iou: DedupOpt = None,
+    coverage_power: CoveragePowerOpt = InferConfig.coverage_power,
     json_out: Annotated[
         Path | None,
         typer.Option(
@@ -95,10 +97,11 @@ def evaluate(
         if (
             device != "auto"
             or link_iou != InferConfig.link_iou
+            or coverage_power != InferConfig.coverage_power
             or any(option is not None for option in model_options)
         ):
             raise ConfigError(
-                "--device, --precision, --amp, --threads, --link-iou and --dedup-iou only apply with "
+                "--device, --precision, --amp, --threads, --link-iou, --dedup-iou and --coverage-power only apply with "
                 "--data/--checkpoint; drop them to score a file"
             )
         _refuse_outputs([json_out, per_video], force)
@@ -112,7 +115,12 @@ def evaluate(
             split or "valid",
             checkpoint,
             device,
-            InferConfig(precision=precision_choice(precision, amp), link_iou=link_iou, dedup_iou=dedup_iou),
+            InferConfig(
+                precision=precision_choice(precision, amp),
+                link_iou=link_iou,
+                dedup_iou=dedup_iou,
+                coverage_power=coverage_power,
+            ),
             json_out,
             per_video,
             force,

@@ -16,6 +16,7 @@ from vistr_cli.errors import fail, reports_errors, stderr
 from vistr_cli.options import (
     AmpOpt,
     CheckpointOpt,
+    CoveragePowerOpt,
     DedupOpt,
     DeviceOpt,
     ForceOpt,
@@ -70,8 +71,15 @@ def segment(
     link_iou: LinkIouOpt = InferConfig.link_iou,
     max_gap: Annotated[
         int | None,
-        typer.Option(help="Resume a track lost at most this many frames ago (default T; 0 = never)."),
+        typer.Option(
+            help="Resume a track lost at most this many frames ago (default: max(T, 24); 0 = never)."
+        ),
     ] = None,
+    resume_iou: Annotated[
+        float,
+        typer.Option(help="Smallest box IoU between a lost track's last mask and a new one that resumes it."),
+    ] = InferConfig.resume_iou,
+    coverage_power: CoveragePowerOpt = InferConfig.coverage_power,
     dedup_iou: DedupOpt = None,
     window_batch: Annotated[
         int, typer.Option(help="Windows per forward pass (more = faster, more memory).")
@@ -125,6 +133,8 @@ def segment(
             precision=precision_choice(precision, amp),
             link_iou=link_iou,
             max_gap=max_gap,
+            resume_iou=resume_iou,
+            coverage_power=coverage_power,
             dedup_iou=dedup_iou,
         )
         frames = FrameRange(start, end, stride)

@@ -11,8 +11,9 @@ Linking rule (consecutive windows share their overlapping frames; resuming a tra
   a pair is linked only if its affinity is at least ``link_iou``. Every slot left unlinked starts a
   new track.
 
-A track's score is the mean of its per-frame scores over the frames it covers, its class the most
-frequent per-frame class (ties: the lowest index), as in the reference for a single window.
+A track's score is the mean of its per-frame scores over the frames it covers, as in the reference
+for a single window, times ``coverage ** coverage_power`` (:func:`coverage_score`; 1 for a track in
+every frame); its class is the most frequent per-frame class (ties: the lowest index).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
+from torchvision.ops import masks_to_boxes
 
 
 def majority_class(labels: Tensor) -> Tensor:
@@ -68,6 +70,13 @@ def suppress_duplicates(masks: Tensor, scores: Tensor, iou_thr: float) -> list[i
         if all(float(iou[i, j]) <= iou_thr for j in kept):
             kept.append(i)
     return sorted(kept)
+
+
+def mask_boxes(masks: Tensor) -> Tensor:
+    """Pixel extents of non-empty masks: [k, h, w] bool → [k, 4] float (x1, y1, x2 + 1, y2 + 1),
+    so a one-pixel mask has area 1 and :func:`box_iou` is defined for it."""
+    boxes = masks_to_boxes(masks).float()
+    return boxes + torch.tensor([0.0, 0.0, 1.0, 1.0])
 
 
 def link_slots(
@@ -147,23 +156,52 @@ class TrackBook:
         return track_id
 
     def finalize(
-        self, *, score_thr: float = 0.0, min_track_len: int = 1, max_tracks: int | None = None
+        self,
+        *,
+        score_thr: float = 0.0,
+        min_track_len: int = 1,
+        max_tracks: int | None = None,
+        video_frames: int | None = None,
+        coverage_power: float = 0.0,
     ) -> list[FinalTrack]:
         """Tracks kept by the filters, numbered 1..K by first appearance.
 
-        A track needs a non-empty mask in at least ``max(1, min_track_len)`` frames and a score of
-        at least ``score_thr``; of those, the ``max_tracks`` best-scoring are kept.
+        A track's final score is its mean per-frame score times ``coverage ** coverage_power``,
+        where ``coverage`` is the share of the ``video_frames`` frames in which it has a non-empty
+        mask (:func:`coverage_score`). A track needs a non-empty mask in at least
+        ``max(1, min_track_len)`` frames and a final score of at least ``score_thr``; of those, the
+        ``max_tracks`` best-scoring are kept.
         """
+        scores = {
+            t.id: coverage_score(t.score, t.nonempty, video_frames, coverage_power)
+            for t in self.tracks.values()
+        }
         kept = [
-            t for t in self.tracks.values() if t.nonempty >= max(1, min_track_len) and t.score >= score_thr
+            t
+            for t in self.tracks.values()
+            if t.nonempty >= max(1, min_track_len) and scores[t.id] >= score_thr
         ]
         if max_tracks is not None:
-            kept = sorted(kept, key=lambda t: (-t.score, t.id))[:max_tracks]
+            kept = sorted(kept, key=lambda t: (-scores[t.id], t.id))[:max_tracks]
         kept.sort(key=lambda t: (t.first_position, t.id))
         return [
-            FinalTrack(k + 1, t.id, t.label, t.score, t.first_position, t.last_position, t.nonempty)
+            FinalTrack(k + 1, t.id, t.label, scores[t.id], t.first_position, t.last_position, t.nonempty)
             for k, t in enumerate(kept)
         ]
+
+
+def coverage_score(mean_score: float, frames: int, video_frames: int | None, power: float) -> float:
+    """``mean_score * (frames / video_frames) ** power``: a track's confidence for the whole video.
+
+    The YouTube-VIS metric matches a track to an object over the whole video, so a track that
+    covers a tenth of a long video is a miss wherever its object lasts longer (the usual case for
+    pieces of a track that lost its object for a while). Ranking such pieces below whole tracks
+    raised long-video AP 2x on held-out synthetic videos (README "Long videos"). A track covering
+    every frame, as every track of a one-window video does, keeps its mean score exactly.
+    """
+    if power == 0.0 or not video_frames:
+        return mean_score
+    return mean_score * min(frames / video_frames, 1.0) ** power
 
 
 def active_slots(mask_logits: Tensor, num_real: int, logit_thr: float) -> np.ndarray:
