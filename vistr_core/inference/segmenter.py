@@ -125,8 +125,9 @@ class LinkRecord:
     """One continuation of a track: by window overlap (``kind`` "window", at the later window's
     first frame) or after a gap (``kind`` "gap", at the resumed mask's frame).
 
-    ``affinity`` is what the link was decided on: ``iou`` (over the shared frames, or between the
-    last and first masks) minus the class penalty when the classes differ. ``vistr review`` reads
+    ``affinity`` is what the link was decided on: ``iou`` (mask IoU over the shared frames, or box
+    IoU between the last and first masks around a gap) minus the class penalty when the classes
+    differ. ``vistr review`` reads
     low affinities as likely identity switches.
     """
 
