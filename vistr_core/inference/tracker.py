@@ -73,9 +73,10 @@ def suppress_duplicates(masks: Tensor, scores: Tensor, iou_thr: float) -> list[i
 
 
 def mask_boxes(masks: Tensor) -> Tensor:
-    """Pixel extents of non-empty masks: [k, h, w] bool → [k, 4] float (x1, y1, x2 + 1, y2 + 1),
-    so a one-pixel mask has area 1 and :func:`box_iou` is defined for it."""
-    boxes = masks_to_boxes(masks).float()
+    """Pixel extents of non-empty masks: [k, h, w] bool (any device) → [k, 4] float on the CPU
+    (x1, y1, x2 + 1, y2 + 1), so a one-pixel mask has area 1 and its box IoU is defined. On the
+    CPU because a track keeps its last box for the rest of the video."""
+    boxes = masks_to_boxes(masks).float().cpu()
     return boxes + torch.tensor([0.0, 0.0, 1.0, 1.0])
 
 
