@@ -145,6 +145,7 @@ class _Pending:
     window: Window
     prediction: WindowPrediction
     slots: np.ndarray
+    classes: Tensor  # [k] majority class of each kept slot, what the next window links against
     track_ids: list[int]
     first_output: int
     size: tuple[int, int]
@@ -252,9 +253,7 @@ class VideoSegmenter:
                 offset = window.start - previous.window.start
                 a = previous.prediction.mask_logits[previous.slots, offset : offset + shared] > self.logit_thr
                 b = prediction.mask_logits[slots, :shared] > self.logit_thr
-                classes_a = majority_class(
-                    previous.prediction.labels[previous.slots, : previous.window.num_real]
-                )
+                classes_a = previous.classes
                 iou = sequence_iou(a, b)
                 pairs = link_slots(
                     iou,
@@ -272,7 +271,7 @@ class VideoSegmenter:
         self._remember(window, masks, classes, track_ids)
         size = window.items[0][2]
         self.size = self.size or size
-        return _Pending(window, prediction, slots, track_ids, window.start, size)
+        return _Pending(window, prediction, slots, classes, track_ids, window.start, size)
 
     def _resume_after_gaps(
         self, window: Window, masks: Tensor, classes: Tensor, ids: list[int | None]
