@@ -199,11 +199,11 @@ def memory_box_targets(target: ClipTargets, stride: int) -> tuple[Tensor, Tensor
     """
     height, width = target.size
     frames = target.masks.shape[1]
+    pixels = _cell_means(target.masks.new_ones(1, height, width, dtype=torch.float32), stride)
+    rows, cols = pixels.shape[-2:]
     if target.num_instances == 0:
-        rows, cols = -(-height // stride), -(-width // stride)
         empty = torch.zeros(frames, rows, cols, dtype=torch.bool, device=target.masks.device)
         return target.boxes.new_zeros(frames, rows, cols, 4), empty
-    pixels = _cell_means(target.masks.new_ones(1, height, width, dtype=torch.float32), stride)
     share = _cell_means(target.masks.float(), stride) / pixels  # [N, T, rows, cols]
     best_share, best = share.max(0)  # [T, rows, cols]
     boxes = target.boxes.float().transpose(0, 1)  # [T, N, 4]
