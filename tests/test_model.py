@@ -289,3 +289,22 @@ def test_mask_head_init_options_are_validated(changes, message):
 
     with pytest.raises(ConfigError, match=message):
         tiny_config(**changes)
+
+
+@pytest.mark.parametrize("position_in_memory", [False, True])
+def test_position_in_memory_makes_alike_tokens_differ(position_in_memory):
+    """Every token of a uniform clip has the same features. Attention adds the position to queries
+    and keys only, so the memory tokens stay identical; with ``position_in_memory`` each token
+    carries its place and they differ."""
+    torch.manual_seed(0)
+    config = tiny_config(num_frames=2, num_instances=2, num_classes=3, position_in_memory=position_in_memory)
+    model = build_vistr(config).eval()
+    transformer = model.vistr.transformer
+    assert transformer.position_in_memory is position_in_memory
+    tokens = torch.randn(1, 1, config.hidden_dim).expand(1, 2 * 3 * 4, -1)
+    pos = model.vistr.backbone[1](torch.zeros(1, 2, 3, 4, dtype=torch.bool))  # [1, T, d, h, w]
+    pos = pos.permute(0, 1, 3, 4, 2).reshape(1, -1, config.hidden_dim)
+    with torch.no_grad():
+        _, memory = transformer(tokens, None, model.vistr.query_embed.weight, pos)
+    spread = (memory - memory.mean(1, keepdim=True)).abs().max()
+    assert bool(spread > 1e-2) == position_in_memory

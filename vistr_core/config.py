@@ -50,6 +50,10 @@ class ModelConfig:
     (for training without pretrained weights; loaded checkpoints are unaffected). The defaults are
     the reference's init. See :class:`~vistr_core.model.segmentation.MaskHeadSmallConv` and
     :class:`~vistr_core.model.segmentation.InstanceSequenceHead`.
+
+    ``position_in_memory`` (not in the paper; off for the official weights) adds the position
+    encoding to the encoder's input tokens as well as to its queries and keys, so every memory token
+    carries where it is (see :class:`~vistr_core.model.transformer.Transformer`).
     """
 
     backbone: str = "resnet50"
@@ -66,6 +70,7 @@ class ModelConfig:
     aux_loss: bool = True
     mask_attention_gain: float = 1.0
     mask_prior: float | None = None
+    position_in_memory: bool = False
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:

@@ -33,6 +33,7 @@ from .config import TrainConfig
 from .data.clip import ClipTargets
 from .engine.distributed import global_mean
 from .matcher import SequenceMatcher, build_matcher, matched_frames
+from .model.deferred_masks import select_masks
 from .ops.boxes import aligned_generalized_box_iou, box_cxcywh_to_xyxy
 
 LOSS_TERMS = ("loss_ce", "loss_bbox", "loss_giou", "loss_mask", "loss_dice", "loss_memory", "loss_memory_box")
@@ -111,20 +112,25 @@ def mask_losses(
     not depend on what it is batched with.
 
     Args:
-        pred_masks: [B, n, T, ceil(H/4), ceil(W/4)] logits.
+        pred_masks: [B, n, T, ceil(H/4), ceil(W/4)] logits, or deferred masks (computed here for
+            the matched slots only).
     """
     batch, slot, frame, instance = pairs
     if slot.numel() == 0:
         # Keep the mask head in the graph (DDP expects a gradient for every parameter).
-        zero = pred_masks.sum() * 0
+        zero = select_masks(pred_masks, torch.zeros(1, dtype=torch.int64), torch.zeros(1, dtype=torch.int64)).sum() * 0
         return zero, zero
+    # Each matched (clip, slot) sequence once: [S, T, h4, w4]; pair k reads row ``sequence[k]``.
+    slots_per_clip = pred_masks.shape[1]
+    sequences, sequence = torch.unique(batch * slots_per_clip + slot, return_inverse=True)
+    sequence_masks = select_masks(pred_masks, sequences // slots_per_clip, sequences % slots_per_clip)
     focal, dice = [], []
     for b, target in enumerate(targets):
         keep = batch == b
         if not keep.any():
             continue
         height, width = target.size
-        src = pred_masks[b, slot[keep], frame[keep], : -(-height // 4), : -(-width // 4)].float()
+        src = sequence_masks[sequence[keep], frame[keep], : -(-height // 4), : -(-width // 4)].float()
         src = F.interpolate(src[:, None], size=(height, width), mode="bilinear", align_corners=False)[:, 0]
         tgt = target.masks[instance[keep], frame[keep]].to(src.device, src.dtype)
         focal.append(focal_loss(src, tgt, num_pairs, alpha=alpha, gamma=gamma))

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from .config import TrainConfig
 from .data.clip import ClipTargets
+from .model.deferred_masks import all_masks
 from .ops.boxes import aligned_box_iou, box_cxcywh_to_xyxy
 
 MatchIndices = list[tuple[Tensor, Tensor]]
@@ -159,8 +160,9 @@ class SequenceMatcher(nn.Module):
         )
         blocks = list(cost.split(sizes, dim=-1))
         if self.cost_mask > 0 and "pred_masks" in outputs:
+            masks = all_masks(outputs["pred_masks"])
             blocks = [
-                block + self.cost_mask * mask_dice_cost(outputs["pred_masks"][b], target)[None]
+                block + self.cost_mask * mask_dice_cost(masks[b], target)[None]
                 if size
                 else block
                 for b, (block, target, size) in enumerate(zip(blocks, targets, sizes, strict=True))

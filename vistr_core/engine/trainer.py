@@ -372,9 +372,12 @@ def _step(run: TrainingRun, group: list[ClipBatch], meter: _Meter, data_seconds:
 
 
 def _forward_losses(run: TrainingRun, batch: ClipBatch) -> dict[str, Tensor]:
+    # Masks are computed after matching, for the matched slots only (what the losses read; the
+    # mask cost of cost_mask > 0 needs every slot's, so they are computed up front then).
     with autocast(run.ctx.device, run.precision.dtype):
-        outputs = run.model(batch.frames, batch.pad_mask)
-    # The criterion runs outside autocast: matching costs and losses in float32.
+        outputs = run.model(batch.frames, batch.pad_mask, defer_masks=run.config.cost_mask == 0)
+    # The criterion runs outside autocast: matching costs and losses in float32 (deferred masks
+    # re-enter the forward's autocast).
     return run.criterion(outputs, batch.targets)
 
 

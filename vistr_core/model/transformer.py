@@ -148,7 +148,16 @@ class TransformerDecoder(nn.Module):
 
 
 class Transformer(nn.Module):
-    """Encoder over the L = T*h*w frame-major tokens of a clip, decoder over n*T learned queries."""
+    """Encoder over the L = T*h*w frame-major tokens of a clip, decoder over n*T learned queries.
+
+    ``position_in_memory``: also add the position encoding to the encoder's input tokens (off in the
+    paper). Why: attention layers add it to queries and keys only, so a token's *value* says where
+    it is only through what the backbone's features happen to encode. From pretrained features that
+    is enough; from a random backbone it is not (a linear probe on the memory of the quickstart's
+    model read the token's column worse than a constant), and the box head, which reads memory
+    values through the decoder, cannot learn where an object is, nor can the mask attention tell
+    two alike objects apart by place.
+    """
 
     def __init__(
         self,
@@ -159,8 +168,10 @@ class Transformer(nn.Module):
         num_decoder_layers: int = 6,
         dim_feedforward: int = 2048,
         dropout: float = 0.1,
+        position_in_memory: bool = False,
     ) -> None:
         super().__init__()
+        self.position_in_memory = position_in_memory
         enc = TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout)
         dec = TransformerDecoderLayer(d_model, nhead, dim_feedforward, dropout)
         self.encoder = TransformerEncoder(enc, num_encoder_layers)
@@ -178,6 +189,8 @@ class Transformer(nn.Module):
 
         Returns ``hs`` [num_dec_layers, B, Q, d] and ``memory`` [B, L, d].
         """
+        if self.position_in_memory:
+            src = src + pos
         memory = self.encoder(src, pos, pad_mask)
         query_pos = query_embed[None].expand(src.shape[0], -1, -1)
         tgt = query_pos.new_zeros(query_pos.shape)

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from ..config import ModelConfig
 from .backbone import Backbone, Joiner
 from .cpu_memory import keep_freed_memory
+from .deferred_masks import DeferredMasks, GroupedDeferredMasks, pad_mask_edges
 from .position_encoding import PositionEmbeddingSine3D
 from .segmentation import InstanceSequenceHead, MaskHeadSmallConv, MHAttentionMap
 from .transformer import Transformer
@@ -105,7 +106,9 @@ class VisTR(nn.Module):
     def num_instances(self) -> int:
         return self.vistr.num_instances
 
-    def forward(self, frames: Tensor, pad_mask: Tensor | None = None) -> dict[str, Any]:
+    def forward(
+        self, frames: Tensor, pad_mask: Tensor | None = None, *, defer_masks: bool = False
+    ) -> dict[str, Any]:
         """frames: [B, T, 3, H, W] ImageNet-normalized; pad_mask: [B, T, H, W] bool (True = padding).
 
         Returns ``pred_logits`` [B, n, T, K+1] (last = no object), ``pred_boxes`` [B, n, T, 4]
@@ -119,15 +122,19 @@ class VisTR(nn.Module):
         Padding: each clip is cropped to its valid (top-left anchored) extent and clips of equal
         size run together, so a padded clip gives exactly its unpadded result. Mask logits
         outside a clip's valid /4 area repeat the nearest valid value (edge replication).
+
+        ``defer_masks``: ``pred_masks`` is a :class:`~vistr_core.model.deferred_masks.DeferredMasks`
+        that computes the masks of the slots asked for (training: the matched ones), equal to
+        these.
         """
         b, t, _, h, w = frames.shape
         if t != self.num_frames:
             raise ValueError(f"this model takes clips of {self.num_frames} frames, got {t}")
         if pad_mask is None or not bool(pad_mask.any()):
-            return self._forward_clips(frames, None)
+            return self._forward_clips(frames, None, defer_masks)
         extents = _valid_extents(pad_mask)
         if all(e == (h, w) for e in extents):
-            return self._forward_clips(frames, pad_mask)
+            return self._forward_clips(frames, pad_mask, defer_masks)
         groups: dict[tuple[int, int], list[int]] = {}
         for i, e in enumerate(extents):
             groups.setdefault(e, []).append(i)
@@ -136,12 +143,12 @@ class VisTR(nn.Module):
             index = torch.tensor(idx, device=frames.device)
             sub_mask = pad_mask[index, :, :vh, :vw]
             out = self._forward_clips(
-                frames[index, :, :, :vh, :vw], sub_mask if bool(sub_mask.any()) else None
+                frames[index, :, :, :vh, :vw], sub_mask if bool(sub_mask.any()) else None, defer_masks
             )
             parts.append((index, out))
         return _merge_groups(parts, b, mask_size=(-(-h // 4), -(-w // 4)))
 
-    def _forward_clips(self, frames: Tensor, pad_mask: Tensor | None) -> dict[str, Any]:
+    def _forward_clips(self, frames: Tensor, pad_mask: Tensor | None, defer_masks: bool) -> dict[str, Any]:
         """The reference computation for clips of one size: [B, T, 3, H, W] -> output dict."""
         b, t = frames.shape[:2]
         flat_mask = pad_mask.flatten(0, 1) if pad_mask is not None else None
@@ -159,13 +166,35 @@ class VisTR(nn.Module):
             out["memory_logits"] = self.vistr.class_embed(memory)  # [B, T, h, w, K+1]
             out["memory_boxes"] = self.vistr.bbox_embed(memory).sigmoid()  # [B, T, h, w, 4]
         mask4 = mask4.view(b, t, *mask4.shape[-2:]) if mask4 is not None else None
-        attn = self.bbox_attention(hs[-1], memory, mask4)  # [B, n, T, heads, h, w]
-        hh, ww, d = memory.shape[2:]
-        memory_maps = memory.view(b * t, hh, ww, d).permute(0, 3, 1, 2)  # channels-last view
-        seg = self.mask_head(memory_maps, attn, [features[2][0], features[1][0], features[0][0]])
-        masks = self.insmask_head(seg, t)  # [B*n, T, H/4, W/4]
-        out["pred_masks"] = masks.view(b, self.num_instances, t, *masks.shape[-2:])
+        fpns = [features[i][0] for i in (2, 1, 0)]  # layer3, layer2, layer1: [B*T, C, H_l, W_l]
+
+        def branch(queries: Tensor, rows: Tensor | None) -> Tensor:
+            return self._mask_branch(queries, memory, mask4, fpns, rows)
+
+        if defer_masks:
+            size = (-(-frames.shape[-2] // 4), -(-frames.shape[-1] // 4))
+            out["pred_masks"] = DeferredMasks(branch, hs[-1], size)
+        else:
+            out["pred_masks"] = branch(hs[-1], None)
         return out
+
+    def _mask_branch(
+        self, queries: Tensor, memory: Tensor, mask4: Tensor | None, fpns: list[Tensor], rows: Tensor | None
+    ) -> Tensor:
+        """Mask logits [B', m, T, H/4, W/4] of ``queries`` [B', m, T, d] (decoder outputs) over the
+        clips ``rows`` [B'] of memory [B, T, h, w, d], mask4 [B, T, h, w] and fpns [B*T, C, H_l, W_l]
+        (None: all B clips)."""
+        if rows is not None:
+            b, t = memory.shape[:2]
+            memory = memory[rows]
+            mask4 = mask4[rows] if mask4 is not None else None
+            fpns = [f.view(b, t, *f.shape[1:])[rows].flatten(0, 1) for f in fpns]
+        b, t, hh, ww, d = memory.shape
+        attn = self.bbox_attention(queries, memory, mask4)  # [B', m, T, heads, h, w]
+        memory_maps = memory.view(b * t, hh, ww, d).permute(0, 3, 1, 2)  # channels-last view
+        seg = self.mask_head(memory_maps, attn, fpns)
+        masks = self.insmask_head(seg, t)  # [B'*m, T, H/4, W/4]
+        return masks.view(b, queries.shape[1], t, *masks.shape[-2:])
 
     def _transformer(self, feat4: Tensor, mask4: Tensor | None, b: int, t: int) -> tuple[Tensor, Tensor]:
         """feat4: [B*T, C, h, w] layer4; mask4: [B*T, h, w] or None.
@@ -200,15 +229,6 @@ def _valid_extents(pad_mask: Tensor) -> list[tuple[int, int]]:
     return extents
 
 
-def _pad_masks(masks: Tensor, size: tuple[int, int]) -> Tensor:
-    """[B, n, T, h, w] -> [B, n, T, *size], edges replicated into the padding."""
-    dh, dw = size[0] - masks.shape[-2], size[1] - masks.shape[-1]
-    if dh == 0 and dw == 0:
-        return masks
-    flat = masks.flatten(0, 1)
-    return F.pad(flat, (0, dw, 0, dh), mode="replicate").view(*masks.shape[:3], *size)
-
-
 def _pad_grid(logits: Tensor, grid: list[int]) -> Tensor:
     """[B, T, h, w, C] -> [B, T, *grid, C], zeros below and to the right."""
     return F.pad(logits, (0, 0, 0, grid[1] - logits.shape[3], 0, grid[0] - logits.shape[2]))
@@ -227,8 +247,13 @@ def _merge_groups(
     merged: dict[str, Any] = {
         "pred_logits": gather([o["pred_logits"] for o in outs]),
         "pred_boxes": gather([o["pred_boxes"] for o in outs]),
-        "pred_masks": gather([_pad_masks(o["pred_masks"], mask_size) for o in outs]),
     }
+    if isinstance(outs[0]["pred_masks"], DeferredMasks):
+        merged["pred_masks"] = GroupedDeferredMasks(
+            [(idx, o["pred_masks"]) for idx, o in parts], mask_size
+        )
+    else:
+        merged["pred_masks"] = gather([pad_mask_edges(o["pred_masks"], mask_size) for o in outs])
     if "memory_logits" in outs[0]:
         grid = [max(o["memory_logits"].shape[i] for o in outs) for i in (2, 3)]
         for key in ("memory_logits", "memory_boxes"):
@@ -260,6 +285,7 @@ def build_vistr(config: ModelConfig) -> VisTR:
         num_decoder_layers=config.dec_layers,
         dim_feedforward=config.dim_feedforward,
         dropout=config.dropout,
+        position_in_memory=config.position_in_memory,
     )
     detector = VisTRDetector(
         joiner,
