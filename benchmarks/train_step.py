@@ -154,7 +154,9 @@ def main() -> None:
                 for kind in ("seconds_per_step", "cpu_seconds_per_step"):
                     split = "  ".join(f"{k} {v:.3f}s" for k, v in results[key][kind].items())
                     print(f"{key:24s} {kind:22s} {split}")
-                print(f"{key:24s} frames {results[key]['frames']}, load average {results[key]['load_average']}")
+                print(
+                    f"{key:24s} frames {results[key]['frames']}, load average {results[key]['load_average']}"
+                )
     out = Path(__file__).parent / "results" / "train_step.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(out.read_text()) if out.exists() and args.only else {}

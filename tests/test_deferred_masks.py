@@ -46,7 +46,9 @@ def test_selected_slots_equal_the_full_forward(model):
     slots = torch.tensor([3, 1, 0, 3])
     _close(deferred.select(clips, slots), full[clips, slots])
     _close(deferred.materialize(), full)
-    assert deferred.select(torch.tensor([], dtype=torch.int64), torch.tensor([], dtype=torch.int64)).shape == (
+    assert deferred.select(
+        torch.tensor([], dtype=torch.int64), torch.tensor([], dtype=torch.int64)
+    ).shape == (
         0,
         T,
         *full.shape[-2:],

@@ -118,7 +118,8 @@ def mask_losses(
     batch, slot, frame, instance = pairs
     if slot.numel() == 0:
         # Keep the mask head in the graph (DDP expects a gradient for every parameter).
-        zero = select_masks(pred_masks, torch.zeros(1, dtype=torch.int64), torch.zeros(1, dtype=torch.int64)).sum() * 0
+        first = torch.zeros(1, dtype=torch.int64)  # clip 0, slot 0
+        zero = select_masks(pred_masks, first, first).sum() * 0
         return zero, zero
     # Each matched (clip, slot) sequence once: [S, T, h4, w4]; pair k reads row ``sequence[k]``.
     slots_per_clip = pred_masks.shape[1]

@@ -162,9 +162,7 @@ class SequenceMatcher(nn.Module):
         if self.cost_mask > 0 and "pred_masks" in outputs:
             masks = all_masks(outputs["pred_masks"])
             blocks = [
-                block + self.cost_mask * mask_dice_cost(masks[b], target)[None]
-                if size
-                else block
+                block + self.cost_mask * mask_dice_cost(masks[b], target)[None] if size else block
                 for b, (block, target, size) in enumerate(zip(blocks, targets, sizes, strict=True))
             ]
         cost = torch.cat(blocks, dim=-1).cpu()

@@ -24,7 +24,24 @@ from torch import Tensor
 MaskBranch = Callable[[Tensor, Tensor], Tensor]
 
 
-class DeferredMasks:
+class _SlotMasks:
+    """What both deferred kinds share: ``shape`` (B, n, T, h4, w4), ``select`` and, from them,
+    ``materialize``."""
+
+    shape: tuple[int, int, int, int, int]
+
+    def select(self, clips: Tensor, slots: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def materialize(self) -> Tensor:
+        """All masks, [B, n, T, h4, w4], as a forward without deferral returns them."""
+        b, n = self.shape[:2]
+        clips = torch.arange(b).repeat_interleave(n)
+        slots = torch.arange(n).repeat(b)
+        return self.select(clips, slots).view(self.shape)
+
+
+class DeferredMasks(_SlotMasks):
     """Masks of a batch of B clips x n slots, computed on request.
 
     Args:
@@ -73,15 +90,8 @@ class DeferredMasks:
             masks = self._branch(hs, rows.to(device))  # [B', width, T, h4, w4]
         return masks[clip_row.to(device), column.to(device)]
 
-    def materialize(self) -> Tensor:
-        """All masks, [B, n, T, h4, w4], as a forward without deferral returns them."""
-        b, n = self._hs.shape[:2]
-        clips = torch.arange(b).repeat_interleave(n)
-        slots = torch.arange(n).repeat(b)
-        return self.select(clips, slots).view(self.shape)
 
-
-class GroupedDeferredMasks:
+class GroupedDeferredMasks(_SlotMasks):
     """:class:`DeferredMasks` of a batch run as size groups (clips padded to different extents):
     requests are dispatched to each clip's group and the masks edge-padded to ``mask_size``, as
     ``VisTR.forward`` pads them.
@@ -117,12 +127,6 @@ class GroupedDeferredMasks:
         if not out:
             return self._parts[0][1].select(clips, slots)  # the empty result, shaped
         return torch.stack(out)  # type: ignore[arg-type]
-
-    def materialize(self) -> Tensor:
-        b, n = self.shape[:2]
-        clips = torch.arange(b).repeat_interleave(n)
-        slots = torch.arange(n).repeat(b)
-        return self.select(clips, slots).view(self.shape)
 
 
 AnyMasks = Tensor | DeferredMasks | GroupedDeferredMasks

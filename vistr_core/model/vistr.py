@@ -249,9 +249,7 @@ def _merge_groups(
         "pred_boxes": gather([o["pred_boxes"] for o in outs]),
     }
     if isinstance(outs[0]["pred_masks"], DeferredMasks):
-        merged["pred_masks"] = GroupedDeferredMasks(
-            [(idx, o["pred_masks"]) for idx, o in parts], mask_size
-        )
+        merged["pred_masks"] = GroupedDeferredMasks([(idx, o["pred_masks"]) for idx, o in parts], mask_size)
     else:
         merged["pred_masks"] = gather([pad_mask_edges(o["pred_masks"], mask_size) for o in outs])
     if "memory_logits" in outs[0]:
