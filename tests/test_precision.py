@@ -122,6 +122,12 @@ def test_amp_training_on_each_cpu_class(cpu_flags):
 def test_autocast_context():
     with device_mod.autocast(CPU, None):
         assert not torch.is_autocast_enabled("cpu")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns about autocast to float32; asking for fp32 must not
+        with device_mod.autocast(CPU, torch.float32):
+            assert not torch.is_autocast_enabled("cpu")
     with device_mod.autocast(CPU, torch.bfloat16):
         assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") is torch.bfloat16
 

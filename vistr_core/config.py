@@ -112,7 +112,9 @@ class DataConfig:
     normalization. Clips use temporal strides 1..``max_stride``; an epoch is ``clips_per_video`` clips
     of every video. ``antialias``: bilinear resizing with antialiasing, like the reference's PIL
     resize. ``reduced_decode``: when a clip is downscaled by 2x or more, decode its JPEGs at 1/2,
-    1/4 or 1/8 size (libjpeg DCT scaling), several times faster.
+    1/4 or 1/8 size (libjpeg DCT scaling), several times faster. ``copy_paste``: the probability that
+    a training clip gets one object of another video pasted on top (:mod:`vistr_core.data.copy_paste`),
+    of a class the clip already has when ``copy_paste_same_class`` and the donor has one.
     """
 
     short_side: int = 300
@@ -128,6 +130,8 @@ class DataConfig:
     antialias: bool = True
     clips_per_video: int = 1
     reduced_decode: bool = True
+    copy_paste: float = 0.0
+    copy_paste_same_class: bool = True
 
     def __post_init__(self) -> None:
         if self.short_side < 1 or self.max_size < self.short_side:
@@ -138,6 +142,8 @@ class DataConfig:
             raise ConfigError(f"crop_range must be (min, max) with 1 <= min <= max, got {self.crop_range}")
         if not 0.0 <= self.flip_prob <= 1.0:
             raise ConfigError(f"flip_prob must be in [0, 1], got {self.flip_prob}")
+        if not 0.0 <= self.copy_paste <= 1.0:
+            raise ConfigError(f"copy_paste must be a probability in [0, 1], got {self.copy_paste}")
         if self.max_stride < 1 or self.clips_per_video < 1:
             raise ConfigError("max_stride and clips_per_video must be at least 1")
 

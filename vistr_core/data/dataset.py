@@ -23,9 +23,10 @@ from ..categories import CategoryMap
 from ..config import DataConfig
 from ..errors import ConfigError, DatasetError
 from .clip import ClipTargets, make_clip_targets
+from .copy_paste import ClipObjects, choose_donor_object, paste_object
 from .sampling import sample_clip_indices
 from .transforms import decode_reduction, draw_geometry, eval_geometry, snap_crop, transform_clip
-from .ytvis import YTVISIndex
+from .ytvis import VideoInfo, YTVISIndex
 
 ClipKey = int | tuple[int, int, int]
 
@@ -91,14 +92,30 @@ class YTVISClipDataset(Dataset):
         item, seed, epoch = (key, 0, 0) if isinstance(key, int) else key
         video = self.index.videos[item % len(self.index.videos)]
         rng = np.random.default_rng([seed, epoch, item])
-        indices = sample_clip_indices(
-            video.length,
-            self.num_frames,
-            rng if self.train else None,
-            max_stride=self.data_config.max_stride,
+        clip, indices = self._load_objects(video, rng if self.train else None)
+        if self.train and self.data_config.copy_paste > 0 and rng.random() < self.data_config.copy_paste:
+            clip = self._paste_from_another_video(clip, item % len(self.index.videos), rng)
+        targets = make_clip_targets(
+            clip.masks,
+            clip.labels,
+            clip.instance_ids,
+            video_id=video.id,
+            frame_indices=torch.from_numpy(indices),
+            orig_size=(video.height, video.width),
         )
+        return clip.frames, targets
+
+    def _load_objects(
+        self, video: VideoInfo, rng: np.random.Generator | None
+    ) -> tuple[ClipObjects, np.ndarray]:
+        """One window of ``video``, decoded and transformed (random when ``rng`` is given).
+
+        Returns:
+            the clip's frames [T, 3, h, w] and objects (masks [N, T, h, w]); frame indices [T] int64.
+        """
         cfg = self.data_config
-        if self.train:
+        indices = sample_clip_indices(video.length, self.num_frames, rng, max_stride=cfg.max_stride)
+        if rng is not None:
             draw = draw_geometry(video.height, video.width, cfg, rng)
         else:
             draw = eval_geometry(video.height, video.width, cfg)
@@ -107,18 +124,27 @@ class YTVISClipDataset(Dataset):
         draw = snap_crop(draw, reduction, video.height, video.width)
         frames = self.index.read_frames(video, indices, reduction=reduction)
         masks, tracks = self.index.decode_masks(video, indices, crop=draw.crop)
-        clip, clip_masks = transform_clip(
-            frames, masks, draw, cfg, rng if self.train else None, reduction=reduction, masks_cropped=True
+        pixels, clip_masks = transform_clip(
+            frames, masks, draw, cfg, rng, reduction=reduction, masks_cropped=True
         )
-        targets = make_clip_targets(
-            clip_masks,
-            torch.tensor([self._label_of[tr.category_id] for tr in tracks], dtype=torch.int64),
-            torch.tensor([tr.id for tr in tracks], dtype=torch.int64),
-            video_id=video.id,
-            frame_indices=torch.from_numpy(indices),
-            orig_size=(video.height, video.width),
-        )
-        return clip, targets
+        labels = torch.tensor([self._label_of[tr.category_id] for tr in tracks], dtype=torch.int64)
+        ids = torch.tensor([tr.id for tr in tracks], dtype=torch.int64)
+        return ClipObjects(frames=pixels, masks=clip_masks, labels=labels, instance_ids=ids), indices
+
+    def _paste_from_another_video(self, clip: ClipObjects, own: int, rng: np.random.Generator) -> ClipObjects:
+        """``clip`` with one object of a random other video (of a class the clip has, when
+        ``data_config.copy_paste_same_class`` and the donor has one) pasted on top."""
+        videos = self.index.videos
+        if len(videos) < 2:
+            return clip
+        donor_video = videos[(own + 1 + int(rng.integers(len(videos) - 1))) % len(videos)]  # any but ``own``
+        donor, _ = self._load_objects(donor_video, rng)
+        wanted = clip.labels if self.data_config.copy_paste_same_class else clip.labels[:0]
+        which = choose_donor_object(donor, wanted, rng)
+        if which is None:
+            return clip
+        # A negative id: the pasted object is no annotation of this video.
+        return paste_object(clip, donor, which, pasted_id=-int(donor.instance_ids[which]) - 1)
 
     def describe(self) -> dict[str, Any]:
         """Counts for logs and reports."""

@@ -154,8 +154,9 @@ def training_precision(amp: bool, device: torch.device) -> PrecisionChoice:
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[None]:
-    """``torch.autocast`` to ``dtype`` on ``device``; a no-op context for None (fp32)."""
-    if dtype is None:
+    """``torch.autocast`` to ``dtype`` on ``device``; a no-op context for None or float32 (autocast
+    to float32 is not a thing torch does: it warns and disables itself)."""
+    if dtype is None or dtype == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
 
