@@ -58,6 +58,9 @@ def test_cli_trains_and_refuses_to_overwrite(dataset, tmp_path, micro):
     assert again.exit_code == 1
     assert "--resume" in again.output and "Traceback" not in again.output
 
+    changed = CliRunner().invoke(app, command(3, "--resume", "--copy-paste", "0.5"))
+    assert changed.exit_code == 1 and "cannot change copy_paste" in changed.output
+
     resumed = CliRunner().invoke(app, command(3, "--resume"))
     assert resumed.exit_code == 0, resumed.output
     assert json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 3
@@ -73,6 +76,11 @@ def test_cli_reports_user_errors_in_one_line(dataset, tmp_path, micro):
         app, ["train", "--data", str(dataset), "--preset", "nope", "--out", str(tmp_path / "r2"), "--quiet"]
     )
     assert bad.exit_code == 1 and "unknown preset" in bad.output
+    paste = CliRunner().invoke(
+        app, ["train", "--data", str(dataset), "--preset", "micro", "--out", str(tmp_path / "r3"), "--copy-paste",
+              "1.5", "--quiet"],
+    )  # fmt: skip
+    assert paste.exit_code == 2 and "--copy-paste" in paste.output and not (tmp_path / "r3").exists()
 
 
 def test_periodic_evaluation(dataset, tmp_path):

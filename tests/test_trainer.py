@@ -82,6 +82,25 @@ def test_resume_continues_exactly(dataset, tmp_path):
     assert {"loss_memory", "loss_memory_box"} <= set(losses_logged(tmp_path / "straight")[-1])
 
 
+def test_copy_paste_is_saved_with_the_run_and_resumes_exactly(dataset, tmp_path):
+    """``copy_paste`` (a DataConfig field set through ``overrides``) changes the clips, is written
+    with the run, and a resumed copy-paste run equals an uninterrupted one; changing it on resume is
+    refused (the clips would change)."""
+    pasting = {"max_iters": 5, "copy_paste": 1.0}
+    straight = run(dataset, tmp_path / "straight", overrides=pasting)
+    run(dataset, tmp_path / "split", overrides={**pasting, "max_iters": 2})
+    second = run(dataset, tmp_path / "split", overrides=pasting, resume=True)
+    a, b = weights(straight.last_checkpoint), weights(second.last_checkpoint)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert losses_logged(tmp_path / "straight") == losses_logged(tmp_path / "split")
+    assert json.loads((tmp_path / "straight" / "config.json").read_text())["data"]["copy_paste"] == 1.0
+    plain = run(dataset, tmp_path / "plain", overrides={"max_iters": 5})
+    assert losses_logged(tmp_path / "plain")[0]["loss"] != losses_logged(tmp_path / "straight")[0]["loss"]
+    with pytest.raises(ConfigError, match="copy_paste"):
+        run(dataset, tmp_path / "split", overrides={"max_iters": 6, "copy_paste": 0.5}, resume=True)
+    assert plain.steps == 5
+
+
 def test_checkpoint_contents_and_run_folder(dataset, tmp_path):
     summary = run(dataset, tmp_path / "r", overrides={"max_iters": 2, "checkpoint_every": 2})
     files = sorted(p.name for p in (tmp_path / "r").iterdir())

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 
 def _overrides(**values: Any) -> dict[str, Any]:
-    """TrainConfig fields the user set (None = keep the preset's / the checkpoint's)."""
+    """TrainConfig (and data augmentation) fields the user set (None = keep the preset's / the
+    checkpoint's)."""
     return {name: value for name, value in values.items() if value is not None}
 
 
@@ -42,6 +43,15 @@ def train(
         int | None, typer.Option(help="Epochs (one epoch = clips_per_video clips of every video).")
     ] = None,
     max_iters: Annotated[int | None, typer.Option(help="Stop after this many optimizer steps.")] = None,
+    copy_paste: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Probability that a training clip gets one object of another video pasted on top "
+            "(preferably of a class the clip has). Default: the preset's (0).",
+        ),
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Clips per step per process.")] = None,
     accumulate: Annotated[
         int | None, typer.Option(help="Batches accumulated into one optimizer step.")
@@ -112,7 +122,7 @@ def train(
     overrides = _overrides(
         epochs=epochs, max_iters=max_iters, batch_size=batch_size, accumulate=accumulate, lr=lr,
         lr_backbone=lr_backbone, lr_drop=lr_drop, amp=amp, workers=workers, seed=seed,
-        eval_every=eval_every, checkpoint_every=checkpoint_every, log_every=log_every,
+        eval_every=eval_every, checkpoint_every=checkpoint_every, log_every=log_every, copy_paste=copy_paste,
     )  # fmt: skip
     cpu_threads = thread_setting(threads)
     main_process = os.environ.get("RANK", "0") == "0"

@@ -48,6 +48,10 @@ RESUMABLE_SETTINGS = frozenset(
     {"epochs", "max_iters", "checkpoint_every", "eval_every", "workers", "log_every"}
 )
 
+#: DataConfig fields that ``overrides`` may set too (training augmentation, not preprocessing: a
+#: model's inference preprocessing stays its preset's).
+DATA_SETTINGS = frozenset({"copy_paste", "copy_paste_same_class"})
+
 #: Training clips whose frames set the backbone's BN statistics (``calibrate_backbone``).
 _CALIBRATION_CLIPS = 8
 
@@ -111,7 +115,8 @@ def train(
         preset: a preset name or :class:`Preset`; its ModelConfig's ``num_classes`` is replaced by
             the dataset's category count.
         out_dir: the run folder (refused when non-empty unless ``resume`` or ``force``).
-        overrides: TrainConfig fields to change (``{"lr": 2e-4, "max_iters": 100}``).
+        overrides: TrainConfig fields to change (``{"lr": 2e-4, "max_iters": 100}``), and the
+            :data:`DATA_SETTINGS` fields of the DataConfig (``{"copy_paste": 0.5}``).
         num_frames: T, if not the preset's.
         resume: True for ``out_dir/last.pt``, or a checkpoint path; the run continues exactly.
         init_from: initial weights (DETR / VisTR / ``vistr train`` checkpoint) for a new run.
@@ -174,14 +179,17 @@ def _settings(
     preset: Preset, overrides: dict[str, Any], num_frames: int | None, saved: SavedRun | None
 ) -> tuple[ModelConfig, DataConfig, TrainConfig]:
     """The run's configs: the preset with overrides, or the saved run's with resumable overrides."""
+    data_overrides = {k: v for k, v in overrides.items() if k in DATA_SETTINGS}
+    overrides = {k: v for k, v in overrides.items() if k not in DATA_SETTINGS}
     if saved is None:
         model = (
             preset.model if num_frames is None else dataclasses.replace(preset.model, num_frames=num_frames)
         )
-        return model, preset.data, _replace_train(preset.train, overrides)
+        data = dataclasses.replace(preset.data, **data_overrides)
+        return model, data, _replace_train(preset.train, overrides)
     changed = sorted(
         k for k, v in overrides.items() if k not in RESUMABLE_SETTINGS and getattr(saved.train, k, v) != v
-    )
+    ) + sorted(k for k, v in data_overrides.items() if getattr(saved.data, k) != v)
     if changed or (num_frames is not None and num_frames != saved.model.num_frames):
         what = ", ".join(changed) or "num_frames"
         raise ConfigError(
@@ -481,4 +489,4 @@ class _Meter:
         return self.steps / elapsed, self.data_seconds / steps
 
 
-__all__ = ["RESUMABLE_SETTINGS", "TrainSummary", "TrainingDivergedError", "train"]
+__all__ = ["DATA_SETTINGS", "RESUMABLE_SETTINGS", "TrainSummary", "TrainingDivergedError", "train"]
