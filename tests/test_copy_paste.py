@@ -82,7 +82,7 @@ def shapes(tmp_path_factory):
 
 
 def test_dataset_pastes_one_object_and_changes_nothing_else(shapes):
-    base = get_preset("tiny").data
+    base = dataclasses.replace(get_preset("tiny").data, copy_paste=0.0)
     index = load_ytvis(shapes, "train")
     plain = YTVISClipDataset(index, num_frames=4, data_config=base)
     pasting = YTVISClipDataset(index, num_frames=4, data_config=dataclasses.replace(base, copy_paste=1.0))

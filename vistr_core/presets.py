@@ -42,6 +42,10 @@ TINY = Preset(
     # 192-pixel frames: at stride 32 that is 6x8 tokens a frame. At 96 pixels (3x4 tokens) an
     # object covers one or two tokens and two objects often share one (README: "Several objects
     # from scratch" has the measurements behind this recipe).
+    # copy_paste: a quarter of the training clips get one more object, usually of a class the clip
+    # already has. Slots specialise by class, so two objects of one class often shared one slot;
+    # with it, held-out AP 0.50 -> 0.54 and same-class objects found 29 % -> 50 % (quickstart data,
+    # 2040 steps; 0.5 instead of 0.25 scored lower: 0.39).
     data=DataConfig(
         short_side=192,
         max_size=320,
@@ -49,6 +53,7 @@ TINY = Preset(
         train_max_size=352,
         crop_range=None,
         max_stride=2,
+        copy_paste=0.25,
     ),
     # Trained from scratch on a CPU in minutes (no pretrained weights can be downloaded):
     # - the backbone stays at its random initialization (lr_backbone 0): random ResNet features
