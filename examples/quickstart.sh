@@ -5,7 +5,7 @@
 # About 13 minutes on a 2-core CPU (setup: about 1 more). Usage: bash examples/quickstart.sh [OUT]   (default: quickstart-out)
 # The videos hold 1-3 objects of 3 classes that cross, occlude each other, enter and leave
 # (`--difficulty multi`): a VisTR trained from scratch learns to find, tell apart, segment and
-# track them in these minutes. QUICKSTART_EPOCHS=N trains for N epochs instead of 34 (one epoch =
+# track them in these minutes. QUICKSTART_EPOCHS=N trains for N epochs instead of 32 (one epoch =
 # one clip of each of the 120 training videos = 60 steps at the tiny preset's batch of 2). The
 # learning rate drops 10x for the last quarter: at a constant rate the held-out AP swings between
 # checkpoints. `--dedup-iou 0.5`: a model trained this briefly still gives some objects to two slots
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/vistr ] && export PATH="$PWD/.venv/bin:$PATH"
 OUT=${1:-quickstart-out}
-EPOCHS=${QUICKSTART_EPOCHS:-34}
+EPOCHS=${QUICKSTART_EPOCHS:-32}
 START=$(date +%s)
 step() { printf '\n\033[1m== %s\033[0m  (%ss)\n' "$1" "$(($(date +%s) - START))"; }
 
