@@ -90,11 +90,12 @@ class YTVISClipDataset(Dataset):
 
     def __getitem__(self, key: ClipKey) -> tuple[Tensor, ClipTargets]:
         item, seed, epoch = (key, 0, 0) if isinstance(key, int) else key
-        video = self.index.videos[item % len(self.index.videos)]
+        position = item % len(self.index.videos)
+        video = self.index.videos[position]
         rng = np.random.default_rng([seed, epoch, item])
         clip, indices = self._load_objects(video, rng if self.train else None)
         if self.train and self.data_config.copy_paste > 0 and rng.random() < self.data_config.copy_paste:
-            clip = self._paste_from_another_video(clip, item % len(self.index.videos), rng)
+            clip = self._paste_from_another_video(clip, position, rng)
         targets = make_clip_targets(
             clip.masks,
             clip.labels,
