@@ -135,11 +135,12 @@ def test_train_on_an_empty_folder_suggests_what_train_accepts(tmp_path, runner):
 def test_segment_passes_the_linking_options_and_refuses_bad_ones(tmp_path, runner, loads):
     video = write_scene_video(tmp_path / "v.mp4", 12)
     out = tmp_path / "out"
-    options = ["--max-gap", "5", "--resume-iou", "0.3", "--coverage-power", "0"]
+    options = ["--max-gap", "5", "--resume-iou", "0.3", "--coverage-power", "0", "--slot-bonus", "0"]
     result = runner.invoke(app, ["segment", str(video), "-o", str(out), "-c", "m.pth", *options])
     assert result.exit_code == 0, result.output
     infer = json.loads((out / "v" / "meta.json").read_text())["settings"]["infer"]
     assert (infer["max_gap"], infer["resume_iou"], infer["coverage_power"]) == (5, 0.3, 0.0)
+    assert infer["slot_bonus"] == 0.0
     bad = runner.invoke(
         app, ["segment", str(video), "-o", str(tmp_path / "o2"), "-c", "m.pth", "--resume-iou", "1.5"]
     )

@@ -121,6 +121,7 @@ def test_bad_results_one_line_nonzero_nothing_written(runner, files, tmp_path, b
         ["--gt", "gt.json", "--results", "r.json", "--device", "cpu"],
         ["--gt", "gt.json", "--results", "r.json", "--dedup-iou", "0.5"],
         ["--gt", "gt.json", "--results", "r.json", "--link-iou", "0.4"],
+        ["--gt", "gt.json", "--results", "r.json", "--slot-bonus", "0"],
         ["--gt", "gt.json", "--results", "r.json", "--coverage-power", "0"],
         ["--data", "d"],
         ["--checkpoint", "c.pt", "--split", "valid"],
@@ -336,9 +337,11 @@ def test_checkpoint_mode_passes_the_linking_options(runner, monkeypatch, tmp_pat
     ckpt = tmp_path / "last.pt"
     ckpt.write_bytes(b"x")
     args = ["eval", "--data", str(tmp_path), "--checkpoint", str(ckpt), "--json", str(tmp_path / "m.json")]
-    options = ["--link-iou", "0.4", "--dedup-iou", "0.5", "--coverage-power", "0", "--precision", "fp32"]
-    result = runner.invoke(app, [*args, *options])
+    options = ["--link-iou", "0.4", "--slot-bonus", "0.1", "--dedup-iou", "0.5", "--coverage-power", "0"]
+    result = runner.invoke(app, [*args, *options, "--precision", "fp32"])
     assert result.exit_code == 0, result.output
-    assert calls[0]["infer"] == InferConfig(precision="fp32", link_iou=0.4, dedup_iou=0.5, coverage_power=0.0)
+    assert calls[0]["infer"] == InferConfig(
+        precision="fp32", link_iou=0.4, slot_bonus=0.1, dedup_iou=0.5, coverage_power=0.0
+    )
     bad = runner.invoke(app, [*args, "--dedup-iou", "1.5", "--force"])
     assert bad.exit_code != 0 and "--dedup-iou must be in (0, 1)" in bad.output

@@ -54,6 +54,48 @@ def test_link_slots_recovers_a_permutation_and_respects_thresholds():
     assert link_slots(sequence_iou(masks, empty), classes, classes, link_iou=0.5, class_penalty=0.5) == []
 
 
+def test_slot_bonus_keeps_a_track_on_its_query_slot_when_masks_are_ambiguous():
+    # two copies of one object: earlier slots (3, 4), later slots (4, 3); on masks alone the copies
+    # swap (0.7 + 0.7 > 0.6 + 0.6), with the bonus each stays on its own query slot
+    iou = torch.tensor([[0.7, 0.6], [0.6, 0.7]])
+    same_slot = torch.tensor([[False, True], [True, False]])
+    classes = torch.zeros(2, dtype=torch.long)
+    kwargs = {"link_iou": 0.3, "class_penalty": 0.5, "same_slot": same_slot}
+    assert sorted(link_slots(iou, classes, classes, **kwargs, slot_bonus=0.0)) == [(0, 0), (1, 1)]
+    assert sorted(link_slots(iou, classes, classes, **kwargs, slot_bonus=0.3)) == [(0, 1), (1, 0)]
+    # masks still decide when they differ by more than the bonus
+    clear = torch.tensor([[0.9, 0.4], [0.4, 0.9]])
+    assert sorted(link_slots(clear, classes, classes, **kwargs, slot_bonus=0.3)) == [(0, 0), (1, 1)]
+
+
+@pytest.mark.parametrize(
+    ("iou", "class_b", "bonus"),
+    [
+        (0.1, 0, 0.3),  # IoU 0.1 + bonus 0.3 would pass link_iou 0.3; the threshold is on the masks
+        (0.7, 1, 1.0),  # across classes the penalty still counts: 0.7 - 0.5 < 0.3 whatever the bonus
+    ],
+)
+def test_slot_bonus_never_makes_a_link_the_masks_do_not_support(iou, class_b, bonus):
+    pairs = link_slots(
+        torch.tensor([[iou]]),
+        torch.tensor([0]),
+        torch.tensor([class_b]),
+        link_iou=0.3,
+        class_penalty=0.5,
+        same_slot=torch.tensor([[True]]),
+        slot_bonus=bonus,
+    )
+    assert pairs == []
+
+
+def test_slot_bonus_must_not_be_negative():
+    from vistr_core.config import InferConfig
+    from vistr_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--slot-bonus must be >= 0, got -0.1"):
+        InferConfig(slot_bonus=-0.1)
+
+
 def test_majority_class_ties_go_to_lowest_index():
     labels = torch.tensor([[3, 3, 1, 1, 2], [5, 5, 5, 0, 0], [4, 4, 4, 4, 4]])
     assert majority_class(labels).tolist() == [1, 5, 4]

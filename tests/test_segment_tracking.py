@@ -247,3 +247,43 @@ def test_suppress_duplicates_keeps_the_best_of_each_overlapping_group():
 def test_dedup_iou_must_be_a_fraction(value):
     with pytest.raises(ConfigError, match="--dedup-iou must be in"):
         InferConfig(dedup_iou=value)
+
+
+class SwappingCopiesModel(ColorSlotModel):
+    """Two slots on red, in a fixed slot order: slot 0 sure (class prob ~1), slot 4 unsure (~0.5).
+    Each misses one pixel of red: slot 0 its first pixel in even windows and its last in odd ones,
+    slot 4 the other. By mask IoU alone the sure slot's track jumps to the unsure copy at every
+    window seam (IoU 1 against (N - 2) / N); the same query slot is the better cue."""
+
+    def __init__(self) -> None:
+        super().__init__(num_frames=8, num_instances=5, permute=False)
+
+    def forward(self, frames, pad_mask=None):
+        window = self.calls
+        out = super().forward(frames, pad_mask)
+        red = out["pred_masks"][0, 0] > 0  # [T, h, w]: slot 0 holds red when slots are not permuted
+        pixels = torch.nonzero(red[0])  # the object does not move (speed 0)
+        no_first, no_last = red.clone(), red.clone()
+        no_first[:, pixels[0, 0], pixels[0, 1]] = False
+        no_last[:, pixels[-1, 0], pixels[-1, 1]] = False
+        sure, unsure = (no_first, no_last) if window % 2 == 0 else (no_last, no_first)
+        out["pred_masks"][0, 0] = torch.where(sure, 10.0, -10.0)
+        out["pred_masks"][0, 4] = torch.where(unsure, 10.0, -10.0)
+        out["pred_logits"][0, 4, :, :] = -5.0
+        out["pred_logits"][0, 4, :, 1] = -3.5  # red, about 0.5 sure
+        return out
+
+
+def test_slot_bonus_keeps_each_copy_on_its_own_track(tmp_path):
+    video = write_scene_video(tmp_path / "swap.mp4", 40, speed=0.0)
+    red_scores = {}
+    for bonus in (0.0, 0.3):
+        out = tmp_path / f"bonus{bonus}"
+        infer = InferConfig(overlap=2, slot_bonus=bonus)
+        segment_videos([video], out, model=SwappingCopiesModel(), infer=infer, device="cpu")
+        results = json.loads((out / "swap" / "results.json").read_text())
+        red_scores[bonus] = sorted(r["score"] for r in results if r["category_id"] == 1)
+    # masks only: both red tracks alternate between the sure and the unsure slot
+    assert len(red_scores[0.0]) == 2 and max(red_scores[0.0]) < 0.9
+    # with the bonus the sure slot's track is sure in every frame
+    assert len(red_scores[0.3]) == 2 and red_scores[0.3][1] > 0.99 and red_scores[0.3][0] < 0.7

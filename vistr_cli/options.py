@@ -73,6 +73,14 @@ ThreadsOpt = Annotated[
 LinkIouOpt = Annotated[
     float, typer.Option("--link-iou", help="Smallest mask IoU over shared frames that links windows.")
 ]
+SlotBonusOpt = Annotated[
+    float,
+    typer.Option(
+        "--slot-bonus",
+        help="Linking prefers the same query slot of consecutive windows by this much mask IoU "
+        "(0 = masks and classes only).",
+    ),
+]
 DedupOpt = Annotated[
     float | None,
     typer.Option(

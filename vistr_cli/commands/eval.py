@@ -20,6 +20,7 @@ from vistr_cli.options import (
     ForceOpt,
     LinkIouOpt,
     PrecisionOpt,
+    SlotBonusOpt,
     ThreadsOpt,
     precision_choice,
 )
@@ -61,6 +62,7 @@ def evaluate(
     amp: AmpOpt = None,
     threads: ThreadsOpt = None,
     link_iou: LinkIouOpt = InferConfig.link_iou,
+    slot_bonus: SlotBonusOpt = InferConfig.slot_bonus,
     dedup_iou: DedupOpt = None,
     coverage_power: CoveragePowerOpt = InferConfig.coverage_power,
     json_out: Annotated[
@@ -97,12 +99,13 @@ def evaluate(
         if (
             device != "auto"
             or link_iou != InferConfig.link_iou
+            or slot_bonus != InferConfig.slot_bonus
             or coverage_power != InferConfig.coverage_power
             or any(option is not None for option in model_options)
         ):
             raise ConfigError(
-                "--device, --precision, --amp, --threads, --link-iou, --dedup-iou and --coverage-power only apply with "
-                "--data/--checkpoint; drop them to score a file"
+                "--device, --precision, --amp, --threads, --link-iou, --slot-bonus, --dedup-iou and --coverage-power "
+                "only apply with --data/--checkpoint; drop them to score a file"
             )
         _refuse_outputs([json_out, per_video], force)
         from vistr_core.eval import evaluate_ytvis
@@ -118,6 +121,7 @@ def evaluate(
             InferConfig(
                 precision=precision_choice(precision, amp),
                 link_iou=link_iou,
+                slot_bonus=slot_bonus,
                 dedup_iou=dedup_iou,
                 coverage_power=coverage_power,
             ),

@@ -22,6 +22,7 @@ from vistr_cli.options import (
     ForceOpt,
     LinkIouOpt,
     PrecisionOpt,
+    SlotBonusOpt,
     ThreadsOpt,
     precision_choice,
 )
@@ -69,6 +70,7 @@ def segment(
     ] = None,
     min_track_len: Annotated[int, typer.Option(help="Drop tracks with fewer frames with a mask.")] = 1,
     link_iou: LinkIouOpt = InferConfig.link_iou,
+    slot_bonus: SlotBonusOpt = InferConfig.slot_bonus,
     max_gap: Annotated[
         int | None,
         typer.Option(
@@ -132,6 +134,7 @@ def segment(
             window_batch=window_batch,
             precision=precision_choice(precision, amp),
             link_iou=link_iou,
+            slot_bonus=slot_bonus,
             max_gap=max_gap,
             resume_iou=resume_iou,
             coverage_power=coverage_power,

@@ -246,32 +246,52 @@ class VideoSegmenter:
             kept = suppress_duplicates(masks, scores, self.infer.dedup_iou)
             slots, masks = slots[kept], masks[kept]
         classes = majority_class(prediction.labels[slots, : window.num_real])  # [k]
-        ids: list[int | None] = [None] * len(slots)
-        if previous is not None and len(slots) and len(previous.slots):
-            shared = previous.window.end - window.start + 1
-            if shared > 0:
-                offset = window.start - previous.window.start
-                a = previous.prediction.mask_logits[previous.slots, offset : offset + shared] > self.logit_thr
-                b = prediction.mask_logits[slots, :shared] > self.logit_thr
-                classes_a = previous.classes
-                iou = sequence_iou(a, b)
-                pairs = link_slots(
-                    iou,
-                    classes_a,
-                    classes,
-                    link_iou=self.infer.link_iou,
-                    class_penalty=self.infer.class_penalty,
-                )
-                for i, j in pairs:
-                    ids[j] = previous.track_ids[i]
-                    differ = bool(classes_a[i] != classes[j])
-                    self._record_link(ids[j], window.start, "window", float(iou[i, j]), differ)
+        ids = self._continue_tracks(previous, window, prediction, slots, classes)
         self._resume_after_gaps(window, masks, classes, ids)
         track_ids = [self.book.new_track() if tid is None else tid for tid in ids]
         self._remember(window, masks, classes, track_ids)
         size = window.items[0][2]
         self.size = self.size or size
         return _Pending(window, prediction, slots, classes, track_ids, window.start, size)
+
+    def _continue_tracks(
+        self,
+        previous: _Pending | None,
+        window: Window,
+        prediction: WindowPrediction,
+        slots: np.ndarray,
+        classes: Tensor,
+    ) -> list[int | None]:
+        """The track id each kept slot continues from ``previous`` (None: not linked), by the rule of
+        :mod:`vistr_core.inference.tracker`.
+
+        Args:
+            slots: [k] indices of the window's kept slots; classes: [k] their majority classes.
+        """
+        ids: list[int | None] = [None] * len(slots)
+        if previous is None or not len(slots) or not len(previous.slots):
+            return ids
+        shared = previous.window.end - window.start + 1
+        if shared <= 0:
+            return ids
+        offset = window.start - previous.window.start
+        a = previous.prediction.mask_logits[previous.slots, offset : offset + shared] > self.logit_thr
+        b = prediction.mask_logits[slots, :shared] > self.logit_thr
+        iou = sequence_iou(a, b)
+        pairs = link_slots(
+            iou,
+            previous.classes,
+            classes,
+            link_iou=self.infer.link_iou,
+            class_penalty=self.infer.class_penalty,
+            same_slot=torch.from_numpy(previous.slots[:, None] == slots[None, :]),
+            slot_bonus=self.infer.slot_bonus,
+        )
+        for i, j in pairs:
+            ids[j] = previous.track_ids[i]
+            differ = bool(previous.classes[i] != classes[j])
+            self._record_link(previous.track_ids[i], window.start, "window", float(iou[i, j]), differ)
+        return ids
 
     def _resume_after_gaps(
         self, window: Window, masks: Tensor, classes: Tensor, ids: list[int | None]
