@@ -11,8 +11,12 @@ mean clip AP over the seeds.
 
     python benchmarks/long_video_ap.py --checkpoint RUN/last.pt [--difficulty multi]
         [--clips 30] [--long-videos 10] [--long-frames 240]
-        [--overlap 1 2] [--link-iou 0.3 0.5] [--max-gap 0 4] [--resume-iou 0.1 0.3]
-        [--coverage-power 0 0.25] [--dedup-iou 0.5] [--size 192x256] [--seed 101 202] [--out FILE]
+        [--overlap 1 2] [--link-iou 0.3 0.5] [--slot-bonus 0 0.3] [--max-gap 0 4] [--resume-iou 0.1 0.3]
+        [--coverage-power 0 0.25] [--dedup-iou 0.5] [--size 192x256] [--seed 101 202 303 404]
+        [--ground-truth-linking] [--out FILE]
+
+``--ground-truth-linking`` adds, for each setting, a row whose window linking reads the answer key
+(``ground_truth_linking.py``): the most any linking rule could get from the model's windows.
 
 Prints one line per setting and writes benchmarks/results/long_video_ap.json (or --out; with the
 CPU model).
@@ -37,13 +41,17 @@ from vistr_core.eval.ytvis_eval import evaluate_ytvis
 from vistr_core.inference.split import predict_split
 
 sys.path.insert(0, str(Path(__file__).parent))
+from ground_truth_linking import predict_with_ground_truth_linking  # noqa: E402
 from machine import cpu_info  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "long_video_ap.json"
 
 
-def _ap(model, root: Path, infer: InferConfig) -> dict[str, float]:
-    results, ground_truth = predict_split(root, "valid", model=model, infer=infer)
+def _ap(model, root: Path, infer: InferConfig, ground_truth_linking: bool = False) -> dict[str, float]:
+    if ground_truth_linking:
+        results, ground_truth = predict_with_ground_truth_linking(model, root, "valid", infer)
+    else:
+        results, ground_truth = predict_split(root, "valid", model=model, infer=infer)
     stats = evaluate_ytvis(ground_truth, results).stats
     return {"AP": round(stats["AP"], 4), "AP50": round(stats["AP50"], 4), "tracks": len(results)}
 
@@ -63,6 +71,31 @@ def _pooled(per_seed: dict[int, dict[str, dict[str, float]]]) -> dict[str, objec
     return {**mean, "ratio": _ratio(mean["long"], mean["clip"])}
 
 
+def _score_setting(
+    model, sets: dict[int, tuple[Path, Path]], infer: InferConfig, linking: str
+) -> dict[str, object]:
+    """One row: clip and long AP of every seed's video sets, pooled over the seeds."""
+    started = time.perf_counter()
+    truth = linking == "ground truth"
+    per_seed = {
+        seed: {"clip": _ap(model, c, infer, truth), "long": _ap(model, v, infer, truth)}
+        for seed, (c, v) in sets.items()
+    }
+    return {
+        "linking": linking,
+        "overlap": infer.overlap,
+        "link_iou": infer.link_iou,
+        "slot_bonus": infer.slot_bonus,
+        "max_gap": infer.max_gap if not truth else 0,
+        "resume_iou": infer.resume_iou,
+        "coverage_power": infer.coverage_power,
+        "dedup_iou": infer.dedup_iou,
+        **_pooled(per_seed),
+        "per_seed": {str(seed): {**r, "ratio": _ratio(r["long"], r["clip"])} for seed, r in per_seed.items()},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True)
@@ -72,16 +105,26 @@ def main() -> None:
     parser.add_argument("--long-frames", type=int, default=240)
     parser.add_argument("--size", default="192x256", help="HxW of the synthetic frames (the quickstart's)")
     parser.add_argument(
-        "--seed", type=int, nargs="+", default=[101, 202], help="generator seeds (never a training seed)"
+        "--seed",
+        type=int,
+        nargs="+",
+        default=[101, 202, 303, 404],
+        help="generator seeds (never a training seed)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON report")
     parser.add_argument("--overlap", type=int, nargs="+", default=[None])
     parser.add_argument("--link-iou", type=float, nargs="+", default=[InferConfig.link_iou])
+    parser.add_argument("--slot-bonus", type=float, nargs="+", default=[InferConfig.slot_bonus])
     parser.add_argument("--max-gap", type=int, nargs="+", default=[None])
     parser.add_argument("--resume-iou", type=float, nargs="+", default=[InferConfig.resume_iou])
     parser.add_argument("--coverage-power", type=float, nargs="+", default=[InferConfig.coverage_power])
     parser.add_argument(
         "--dedup-iou", type=float, nargs="+", default=[None], help="values; 0 stands for off (None)"
+    )
+    parser.add_argument(
+        "--ground-truth-linking",
+        action="store_true",
+        help="also score each setting with identities from the answer key (the linking's upper bound)",
     )
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
@@ -99,37 +142,41 @@ def main() -> None:
             generate_synthetic(long, valid_videos=args.long_videos, frames=args.long_frames, **common)
             sets[seed] = (clips, long)
         grid = itertools.product(
-            args.overlap, args.link_iou, args.max_gap, args.resume_iou, args.coverage_power, args.dedup_iou
+            args.overlap,
+            args.link_iou,
+            args.slot_bonus,
+            args.max_gap,
+            args.resume_iou,
+            args.coverage_power,
+            args.dedup_iou,
         )
-        for overlap, link_iou, max_gap, resume_iou, coverage_power, dedup_iou in grid:
+        linkings = ("rule", "ground truth") if args.ground_truth_linking else ("rule",)
+        scored_with_truth: set[tuple[object, ...]] = set()
+        for (
+            overlap,
+            link_iou,
+            slot_bonus,
+            max_gap,
+            resume_iou,
+            coverage_power,
+            dedup_iou,
+        ), linking in itertools.product(grid, linkings):
             infer = InferConfig(
                 overlap=overlap,
                 link_iou=link_iou,
+                slot_bonus=slot_bonus,
                 max_gap=max_gap,
                 resume_iou=resume_iou,
                 coverage_power=coverage_power,
                 dedup_iou=dedup_iou or None,
             )
-            started = time.perf_counter()
-            per_seed = {
-                seed: {"clip": _ap(model, c, infer), "long": _ap(model, v, infer)}
-                for seed, (c, v) in sets.items()
-            }
-            row = {
-                "overlap": overlap,
-                "link_iou": link_iou,
-                "max_gap": max_gap,
-                "resume_iou": resume_iou,
-                "coverage_power": coverage_power,
-                "dedup_iou": infer.dedup_iou,
-                **_pooled(per_seed),
-                "per_seed": {
-                    str(seed): {**r, "ratio": _ratio(r["long"], r["clip"])} for seed, r in per_seed.items()
-                },
-                "seconds": round(time.perf_counter() - started, 1),
-            }
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+            if linking == "ground truth":  # it reads no linking option: once per overlap, dedup and score
+                key = (overlap, coverage_power, infer.dedup_iou)
+                if key in scored_with_truth:
+                    continue
+                scored_with_truth.add(key)
+            rows.append(_score_setting(model, sets, infer, linking))
+            print(json.dumps(rows[-1]), flush=True)
     report = {
         "checkpoint": str(args.checkpoint),
         "seeds": args.seed,
