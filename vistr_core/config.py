@@ -225,10 +225,10 @@ class InferConfig:
     ``class_penalty`` when the majority classes differ) that links two windows' instances into one
     track; ``slot_bonus`` favours, among the candidate links, those between the same query slot of
     both windows (it steers the assignment, never lowers ``link_iou``; 0 = masks and classes only,
-    see :mod:`vistr_core.inference.tracker`). An instance left unlinked may instead resume a track whose mask vanished at most
-    ``max_gap`` frames before its own first mask (None = max(T, 24) frames, 0 = never) when the
-    boxes of the track's last mask and the instance's first one overlap by a box IoU of at least
-    ``resume_iou`` (minus ``class_penalty`` across classes). A track's score is its mean per-frame
+    see :mod:`vistr_core.inference.tracker`). An instance left unlinked may instead resume a track
+    whose mask vanished at most ``max_gap`` frames before its own first mask (None = max(T, 24)
+    frames, 0 = never) when the boxes of the track's last mask and the instance's first one overlap
+    by a box IoU of at least ``resume_iou`` (minus ``class_penalty`` across classes). A track's score is its mean per-frame
     score times (share of the video's frames where it has a mask) ** ``coverage_power`` (0 = the
     plain mean of the official inference; a one-window video's tracks keep the plain mean anyway).
     ``dedup_iou`` (None = off, as the reference):
@@ -251,8 +251,9 @@ class InferConfig:
     # clip and long-video AP are higher at 0.3 for every model tried.
     link_iou: float = 0.3
     class_penalty: float = 0.5
-    # 0.3: on held-out long videos (4 sets) long-video AP 0.245 -> 0.30 with the quickstart's model
-    # (README "Long videos"); the masks still decide whenever their IoUs differ by more than this.
+    # 0.3: on held-out long videos (4 sets) long-video AP 0.245 -> 0.298 with the quickstart's model
+    # and 0.263 -> 0.348 with one trained twice as long, no change with a third (README "Long
+    # videos"); the masks still decide whenever their IoUs differ by more than this.
     slot_bonus: float = 0.3
     max_gap: int | None = None
     resume_iou: float = 0.1
