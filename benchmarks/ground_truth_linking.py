@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pycocotools import mask as mask_utils
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
@@ -31,6 +30,7 @@ from vistr_core.inference.segmenter import VideoSegmenter
 from vistr_core.inference.split import predict_video
 from vistr_core.inference.tracker import sequence_iou
 from vistr_core.inference.windows import Window
+from vistr_core.ops.masks import decode_segmentation
 
 MIN_IOU = 0.2
 """Smallest video mask IoU over a window at which a slot counts as showing an object."""
@@ -91,21 +91,11 @@ def _objects(annotations: list[dict[str, Any]], height: int, width: int) -> dict
     return {
         a["id"]: torch.from_numpy(
             np.stack(
-                [
-                    empty if s is None else mask_utils.decode(_rle(s, height, width)).astype(bool)
-                    for s in a["segmentations"]
-                ]
+                [empty if s is None else decode_segmentation(s, height, width) for s in a["segmentations"]]
             )
         )
         for a in annotations
     }
-
-
-def _rle(segmentation: dict[str, Any], height: int, width: int) -> dict[str, Any]:
-    counts = segmentation["counts"]
-    if isinstance(counts, list):  # uncompressed RLE
-        return mask_utils.frPyObjects(segmentation, height, width)
-    return {"size": segmentation["size"], "counts": counts.encode() if isinstance(counts, str) else counts}
 
 
 def predict_with_ground_truth_linking(
