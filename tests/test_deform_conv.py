@@ -1,4 +1,7 @@
-"""The fast CPU deformable convolution equals torchvision's, in values and gradients."""
+"""The fast CPU deformable convolution equals torchvision's, in values and gradients.
+
+Two CPU paths: grid_sample where a gradient is needed (training), embedding_bag where none is
+(inference). `_compare` checks both against torchvision."""
 
 from __future__ import annotations
 
@@ -35,6 +38,9 @@ def _compare(x, offset, weight, padding, dilation, atol):
         leaves = [t.clone().requires_grad_() for t in (x, offset, weight)]
         out = fn(*leaves)
         results.append((out, *torch.autograd.grad(out, leaves, grads)))
+    with torch.no_grad():  # the inference path
+        inference = deform_conv2d_cpu(x, offset, weight, padding=padding, dilation=dilation)
+    torch.testing.assert_close(inference, results[1][0].detach(), atol=atol, rtol=1e-5)
     for name, ours, ref in zip(("value", "d input", "d offset", "d weight"), *results, strict=True):
         # Weight gradients sum over N*H*W products: float32 summation order alone moves them by
         # ~1e-6 of their scale, so their tolerance is relative to that scale.
@@ -78,6 +84,52 @@ def test_large_batch_is_chunked_consistently(monkeypatch):
     whole = deform_conv2d_cpu(x, offset, weight)
     monkeypatch.setattr(dc, "_MAX_BAG_ENTRIES", 6 * 7 * 9 * 4 * 2)  # two samples per chunk
     torch.testing.assert_close(deform_conv2d_cpu(x, offset, weight), whole, atol=0, rtol=0)
+
+
+def _value_and_grads(x, offset, weight):
+    leaves = [t.clone().requires_grad_() for t in (x, offset, weight)]
+    out = deform_conv2d_cpu(*leaves)
+    return (out, *torch.autograd.grad(out, leaves, torch.ones_like(out)))
+
+
+def test_training_path_is_chunked_consistently(monkeypatch):
+    import vistr_core.ops.deform_conv as dc
+
+    x, offset, weight = _inputs(5, 3, 2, 6, 7, seed=3)
+    whole = _value_and_grads(x, offset, weight)
+    monkeypatch.setattr(dc, "_MAX_TABLE_ELEMENTS", 9 * 2 * 8 * 8 * 2)  # two samples per chunk
+    chunked = _value_and_grads(x, offset, weight)
+    for ours, ref in zip(chunked, whole, strict=True):
+        torch.testing.assert_close(ours, ref, atol=1e-6, rtol=1e-5)  # weight grads: summation order
+
+
+@pytest.mark.parametrize(("h", "w"), [(8, 16), (7, 13), (16, 9)])
+def test_training_path_exact_at_pixel_centers(h, w):
+    """Zero offsets (the mask head's init) sample exactly on pixels: the training path then
+    equals a plain 3x3 convolution, and the offset gradient takes torchvision's
+    side of every pixel (its floor), whether or not the size is a power of two."""
+    x, offset, weight = _inputs(2, 5, 4, h, w, offset_scale=0.0, seed=6)
+    ours = _value_and_grads(x, offset, weight)
+    leaves = [t.clone().requires_grad_() for t in (x, offset, weight)]
+    ref = torchvision.ops.deform_conv2d(*leaves, padding=(1, 1))
+    ref_grads = torch.autograd.grad(ref, leaves, torch.ones_like(ref))
+    torch.testing.assert_close(
+        ours[0], torch.nn.functional.conv2d(x, weight, padding=1), atol=1e-5, rtol=1e-5
+    )
+    for mine, theirs in zip(ours[1:], ref_grads, strict=True):
+        torch.testing.assert_close(mine, theirs, atol=1e-4, rtol=1e-5)
+
+
+def test_training_path_under_cpu_autocast():
+    """bf16 activations (autocast) still sample at float32 positions, and gradients flow."""
+    x, offset, weight = _inputs(2, 4, 3, 40, 70, seed=4)
+    leaves = [t.clone().requires_grad_() for t in (x, offset, weight)]
+    with torch.autocast("cpu", torch.bfloat16):
+        out = deform_conv2d_cpu(*leaves)
+    ref = torchvision.ops.deform_conv2d(x, offset, weight, padding=(1, 1))
+    torch.testing.assert_close(out.float(), ref, atol=0.05, rtol=0.02)
+    out.float().sum().backward()
+    assert all(t.grad is not None and torch.isfinite(t.grad).all() for t in leaves)
 
 
 def test_module_and_dispatch():
