@@ -163,7 +163,7 @@ def test_row_numbers_beyond_float32_precision(monkeypatch):
 
     x, offset, weight = _inputs(2, 3, 2, 9, 11, seed=5)
     expected = torchvision.ops.deform_conv2d(x, offset, weight, padding=(1, 1))
-    original = dc._chunk
+    original = dc._gathered_chunk
 
     def shifted(x, *args):
         # Prepend a large zero block so the rows of the real samples exceed 2^24.
@@ -172,7 +172,7 @@ def test_row_numbers_beyond_float32_precision(monkeypatch):
         out = original(torch.cat([pad, x]), torch.cat([offsets, args[0]]), *args[1:])
         return out[pad.shape[0] * x.shape[-2] * x.shape[-1] :]
 
-    monkeypatch.setattr(dc, "_chunk", shifted)
+    monkeypatch.setattr(dc, "_gathered_chunk", shifted)
     torch.testing.assert_close(deform_conv2d_cpu(x, offset, weight), expected, atol=1e-5, rtol=1e-5)
 
 

@@ -89,7 +89,7 @@ def deform_conv2d_cpu(
     else:
         # Bounded temporaries, and table rows (built in float32) below 2^24 when possible.
         per_sample = max(1, min(_MAX_BAG_ENTRIES // (ho * wo * k * 4), (1 << 24) // ((h + 3) * (w + 3) * k)))
-        sample = _chunk
+        sample = _gathered_chunk
     outs = []
     for start in range(0, n, per_sample):
         stop = min(n, start + per_sample)
@@ -143,7 +143,7 @@ def _power_of_two(size: int) -> int:
     return 1 << (size - 1).bit_length()
 
 
-def _chunk(
+def _gathered_chunk(
     x: Tensor,
     offset: Tensor,
     proj: Tensor,
