@@ -15,10 +15,10 @@ halves what the sampling moves), and no im2col columns are materialized. Then:
 - inference (no gradient needed): ``F.embedding_bag`` (sum mode with per-sample weights) does the
   4 corners x K taps gather-and-weight in one fused pass over a zero-bordered table;
 - training: ``F.grid_sample`` samples tap k's Cout channels at tap k's positions (K folded into
-  the batch). Its backward is 3-4x faster than embedding_bag's, which sorts all 4K*Ho*Wo indices
-  (measured on the tiny preset's mask head, 24 x 24 x 48 x 64: 280 ms -> 91 ms forward+backward,
-  a training step 24 % cheaper; ``benchmarks/deform_conv.py``). Its forward pads the table to
-  power-of-two sizes, so the bag stays faster where nothing needs a gradient.
+  the batch). Its backward does not sort all 4K*Ho*Wo indices as embedding_bag's does (the tiny
+  preset's mask head, 24 x 24 x 48 x 64: 206 ms -> 96 ms forward + backward, a quickstart
+  training step 24 % cheaper; ``benchmarks/deform_conv.py``). Its forward pads the table to
+  power-of-two sizes (below), so the bag stays faster where nothing needs a gradient.
 
 Everything on the training path is differentiable (w.r.t. input, offsets and weight) through
 standard autograd.
