@@ -170,7 +170,7 @@ def test_row_numbers_beyond_float32_precision(monkeypatch):
         pad = torch.zeros(((1 << 24) // (12 * 14 * 9)) + 1, *x.shape[1:])
         offsets = torch.zeros(pad.shape[0], *args[0].shape[1:])
         out = original(torch.cat([pad, x]), torch.cat([offsets, args[0]]), *args[1:])
-        return out[pad.shape[0] * x.shape[-2] * x.shape[-1] :]
+        return out[pad.shape[0] :]
 
     monkeypatch.setattr(dc, "_gathered_chunk", shifted)
     torch.testing.assert_close(deform_conv2d_cpu(x, offset, weight), expected, atol=1e-5, rtol=1e-5)

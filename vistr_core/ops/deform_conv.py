@@ -68,7 +68,7 @@ def deform_conv2d_cpu(
     """The projection-then-sampling form (see the module docstring), chunked over the batch.
 
     Returns [N, Cout, Ho, Wo]: sampled by grid_sample when a gradient is needed, else gathered by
-    embedding_bag (then a channels-last view).
+    embedding_bag (then channels-last).
     """
     n, cin, h, w = input.shape
     cout, cin_w, kh, kw = weight.shape
@@ -94,10 +94,7 @@ def deform_conv2d_cpu(
     for start in range(0, n, per_sample):
         stop = min(n, start + per_sample)
         outs.append(sample(input[start:stop], offset[start:stop], proj, (kh, kw), cout, padding, dilation))
-    out = outs[0] if len(outs) == 1 else torch.cat(outs)
-    if needs_grad:
-        return out
-    return out.view(n, ho, wo, cout).permute(0, 3, 1, 2)
+    return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 
 def _sampled_chunk(
@@ -152,8 +149,10 @@ def _gathered_chunk(
     padding: int,
     dilation: int,
 ) -> Tensor:
-    """The inference path. x: [n, C, H, W], offset: [n, 2K, Ho, Wo], proj: [C, K*Cout] -> [n*Ho*Wo, Cout]."""
+    """The inference path. x: [n, C, H, W], offset: [n, 2K, Ho, Wo], proj: [C, K*Cout] -> [n, Cout, Ho, Wo]
+    (a channels-last view)."""
     n, c, h, w = x.shape
+    ho, wo = offset.shape[-2:]
     k = kernel[0] * kernel[1]
     # Zero border (1 before, 2 after): every corner of a position limited to [-1, H] x [-1, W]
     # lands in the table, and corners outside the image read zeros (no bias, so x @ proj = 0).
@@ -182,7 +181,8 @@ def _gathered_chunk(
     row = (y0 * (wp * k) + x0 * k) + (first + (wp + 1) * k + tap)
     corner = torch.tensor([0, 1, wp, wp + 1], device=x.device, dtype=y0.dtype) * k
     index = (row[..., None] + corner).reshape(-1, k * 4).to(torch.int32)
-    return F.embedding_bag(index, table, per_sample_weights=weights.to(table.dtype), mode="sum")
+    out = F.embedding_bag(index, table, per_sample_weights=weights.to(table.dtype), mode="sum")
+    return out.view(n, ho, wo, cout).permute(0, 3, 1, 2)
 
 
 def _sampling_positions(
