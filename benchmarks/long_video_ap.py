@@ -15,6 +15,9 @@ mean clip AP over the seeds.
         [--coverage-power 0 0.25] [--dedup-iou 0.5] [--size 192x256] [--seed 101 202 303 404]
         [--ground-truth-linking] [--out FILE]
 
+Every row also gives these figures for the videos with two or more objects of one class and for the
+others: where two objects share a class, only their positions and motion tell them apart.
+
 ``--ground-truth-linking`` adds, for each setting, a row whose window linking reads the answer key
 (``ground_truth_linking.py``): the most any linking rule could get from the model's windows.
 
@@ -47,28 +50,82 @@ from machine import cpu_info  # noqa: E402
 RESULTS = Path(__file__).parent / "results" / "long_video_ap.json"
 
 
-def _ap(model, root: Path, infer: InferConfig, ground_truth_linking: bool = False) -> dict[str, float]:
+def videos_sharing_a_class(ground_truth: dict) -> set[int]:
+    """Ids of the videos in which two or more annotated objects have the same category."""
+    seen: dict[int, set[int]] = {}
+    shared = set()
+    for ann in ground_truth["annotations"]:
+        categories = seen.setdefault(ann["video_id"], set())
+        if ann["category_id"] in categories:
+            shared.add(ann["video_id"])
+        categories.add(ann["category_id"])
+    return shared
+
+
+def restricted(ground_truth: dict, results: list[dict], video_ids: set[int]) -> tuple[dict, list[dict]]:
+    """The ground truth and results of the videos in ``video_ids`` only (categories kept)."""
+    kept = {
+        **ground_truth,
+        "videos": [v for v in ground_truth["videos"] if v["id"] in video_ids],
+        "annotations": [a for a in ground_truth["annotations"] if a["video_id"] in video_ids],
+    }
+    return kept, [r for r in results if r["video_id"] in video_ids]
+
+
+def _scores(ground_truth: dict, results: list[dict]) -> dict[str, float | None]:
+    if not ground_truth["videos"]:
+        return {"AP": None, "AP50": None, "videos": 0}
+    stats = evaluate_ytvis(ground_truth, results).stats
+    return {
+        "AP": round(stats["AP"], 4),
+        "AP50": round(stats["AP50"], 4),
+        "videos": len(ground_truth["videos"]),
+    }
+
+
+def _ap(model, root: Path, infer: InferConfig, ground_truth_linking: bool = False) -> dict[str, object]:
+    """AP / AP50 over all videos, and over those with / without two objects of one class (where
+    identities can only be told apart by position and motion, not by class)."""
     if ground_truth_linking:
         results, ground_truth = predict_with_ground_truth_linking(model, root, "valid", infer)
     else:
         results, ground_truth = predict_split(root, "valid", model=model, infer=infer)
-    stats = evaluate_ytvis(ground_truth, results).stats
-    return {"AP": round(stats["AP"], 4), "AP50": round(stats["AP50"], 4), "tracks": len(results)}
-
-
-def _ratio(long: dict[str, float], clip: dict[str, float]) -> float | None:
-    return round(long["AP"] / clip["AP"], 3) if clip["AP"] > 0 else None
-
-
-def _pooled(per_seed: dict[int, dict[str, dict[str, float]]]) -> dict[str, object]:
-    """Mean clip and long AP / AP50 over the seeds' video sets, and their ratio."""
-    mean = {
-        kind: {
-            m: round(sum(r[kind][m] for r in per_seed.values()) / len(per_seed), 4) for m in ("AP", "AP50")
-        }
-        for kind in ("clip", "long")
+    shared = videos_sharing_a_class(ground_truth)
+    others = {v["id"] for v in ground_truth["videos"]} - shared
+    return {
+        **_scores(ground_truth, results),
+        "tracks": len(results),
+        "shared_class": _scores(*restricted(ground_truth, results, shared)),
+        "unique_classes": _scores(*restricted(ground_truth, results, others)),
     }
-    return {**mean, "ratio": _ratio(mean["long"], mean["clip"])}
+
+
+def _ratio(long: dict[str, float | None], clip: dict[str, float | None]) -> float | None:
+    if long["AP"] is None or not clip["AP"]:
+        return None
+    return round(long["AP"] / clip["AP"], 3)
+
+
+def _mean(rows: list[dict], metric: str) -> float | None:
+    values = [r[metric] for r in rows if r["videos"]]  # a set may have no video of a kind
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def _pooled(per_seed: dict[int, dict[str, dict]]) -> dict[str, object]:
+    """Mean clip and long AP / AP50 over the seeds' video sets, and their ratio; the same for the
+    videos with and without two objects of one class."""
+    pooled: dict[str, object] = {}
+    for part in (None, "shared_class", "unique_classes"):
+        mean = {
+            kind: {
+                m: _mean([r[kind] if part is None else r[kind][part] for r in per_seed.values()], m)
+                for m in ("AP", "AP50")
+            }
+            for kind in ("clip", "long")
+        }
+        ratio = {"ratio": _ratio(mean["long"], mean["clip"])}
+        pooled.update({**mean, **ratio} if part is None else {part: {**mean, **ratio}})
+    return pooled
 
 
 def _score_setting(
