@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from pycocotools import mask as mask_utils
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
@@ -99,3 +100,39 @@ def test_pooling_skips_sets_without_videos_of_a_part() -> None:
     assert pooled["shared_class"]["clip"]["AP"] == 0.4  # seed 2 has no such video
     assert pooled["shared_class"]["ratio"] == 0.5
     assert pooled["unique_classes"]["long"]["AP"] == 0.3 and pooled["unique_classes"]["ratio"] == 0.5
+
+
+class _CountingModel(torch.nn.Module):
+    """Outputs that depend on the frames (and on autocast), and a count of forward calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.tensor(1.5))
+        self.calls = 0
+
+    def forward(self, frames: torch.Tensor, pad_mask: torch.Tensor | None = None) -> dict:
+        self.calls += 1
+        mean = (frames.flatten(2) @ torch.ones(frames[0, 0].numel(), 1)).squeeze(-1) * self.weight  # [B, T]
+        return {
+            "pred_logits": mean[:, None, :, None].expand(-1, 2, -1, 3),
+            "pred_boxes": mean[:, None, :, None].expand(-1, 2, -1, 4).sigmoid(),
+            "pred_masks": mean[:, None, :, None, None].expand(-1, 2, -1, 4, 4),
+        }
+
+
+def test_memoized_forward_answers_a_seen_window_from_memory_with_the_same_outputs():
+    model = _CountingModel()
+    frames = torch.randn(1, 3, 3, 8, 8)
+    expected = model(frames)
+    cache = bench.memoize_forward(model)
+    first, again = model(frames), model(frames.clone())
+    assert model.calls == 2 and len(cache) == 1  # one pass before memoizing, one to fill the cache
+    for key, value in expected.items():
+        assert torch.equal(first[key], value) and torch.equal(again[key], value)
+    other = model(frames + 1)
+    assert model.calls == 3 and not torch.equal(other["pred_masks"], first["pred_masks"])
+    with torch.autocast("cpu", torch.bfloat16):  # another precision is another answer
+        model(frames)
+    assert model.calls == 4 and len(cache) == 3
+    model(frames, torch.zeros(1, 3, 8, 8, dtype=torch.bool))  # padded windows are never remembered
+    assert model.calls == 5 and len(cache) == 3
