@@ -36,6 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -99,7 +100,7 @@ def measure(preset: Preset, size: tuple[int, int], steps: int, workdir: Path, *,
     config = TrainConfig()
     criterion = build_criterion(categories.num_classes, config)
     optimizer = build_optimizer(model, config)
-    batches = iter(loader)
+    batches = _epochs(loader)  # 8 clips an epoch: --steps beyond that start another
     rows, cpu_rows = [], []
     for _ in range(steps + 1):  # the first step warms up allocators and kernels
         clock = Clock()
@@ -129,6 +130,12 @@ def measure(preset: Preset, size: tuple[int, int], steps: int, workdir: Path, *,
         "cpu_seconds_per_step": {k: round(v, 4) for k, v in cpu_median.items()},
         "params": sum(p.numel() for p in model.parameters()),
     }
+
+
+def _epochs(loader: Iterable) -> Iterator:
+    """The loader's batches, epoch after epoch."""
+    while True:
+        yield from loader
 
 
 def _medians(rows: list[dict[str, float]]) -> dict[str, float]:
