@@ -12,7 +12,8 @@ mean clip AP over the seeds.
 
     python benchmarks/long_video_ap.py --checkpoint RUN/last.pt [--difficulty multi]
         [--clips 30] [--long-videos 10] [--long-frames 240]
-        [--overlap 1 2] [--link-iou 0.3 0.5] [--slot-bonus 0 0.3] [--max-gap 0 4] [--resume-iou 0.1 0.3]
+        [--overlap 1 2] [--link-iou 0.3 0.5] [--class-penalty 0.2 0.5] [--slot-bonus 0 0.3]
+        [--max-gap 0 4] [--resume-iou 0.1 0.3]
         [--coverage-power 0 0.25] [--dedup-iou 0.5] [--size 192x256] [--seed 101 202 303 404]
         [--ground-truth-linking] [--out FILE]
 
@@ -144,6 +145,7 @@ def _score_setting(
         "linking": linking,
         "overlap": infer.overlap,
         "link_iou": infer.link_iou,
+        "class_penalty": infer.class_penalty,
         "slot_bonus": infer.slot_bonus,
         "max_gap": infer.max_gap if not truth else 0,
         "resume_iou": infer.resume_iou,
@@ -198,6 +200,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON report")
     parser.add_argument("--overlap", type=int, nargs="+", default=[None])
     parser.add_argument("--link-iou", type=float, nargs="+", default=[InferConfig.link_iou])
+    parser.add_argument("--class-penalty", type=float, nargs="+", default=[InferConfig.class_penalty])
     parser.add_argument("--slot-bonus", type=float, nargs="+", default=[InferConfig.slot_bonus])
     parser.add_argument("--max-gap", type=int, nargs="+", default=[None])
     parser.add_argument("--resume-iou", type=float, nargs="+", default=[InferConfig.resume_iou])
@@ -229,6 +232,7 @@ def main() -> None:
         grid = itertools.product(
             args.overlap,
             args.link_iou,
+            args.class_penalty,
             args.slot_bonus,
             args.max_gap,
             args.resume_iou,
@@ -240,6 +244,7 @@ def main() -> None:
         for (
             overlap,
             link_iou,
+            class_penalty,
             slot_bonus,
             max_gap,
             resume_iou,
@@ -249,6 +254,7 @@ def main() -> None:
             infer = InferConfig(
                 overlap=overlap,
                 link_iou=link_iou,
+                class_penalty=class_penalty,
                 slot_bonus=slot_bonus,
                 max_gap=max_gap,
                 resume_iou=resume_iou,
