@@ -14,7 +14,7 @@ mean clip AP over the seeds.
         [--clips 30] [--long-videos 10] [--long-frames 240]
         [--overlap 1 2] [--link-iou 0.3 0.5] [--class-penalty 0.2 0.5] [--slot-bonus 0 0.3]
         [--max-gap 0 4] [--resume-iou 0.1 0.3]
-        [--coverage-power 0 0.25] [--dedup-iou 0.5] [--size 192x256] [--seed 101 202 303 404]
+        [--coverage-power 0 0.25] [--dedup-iou 0.5] [--merge-iou 0 0.1] [--size 192x256] [--seed 101 202 303 404]
         [--ground-truth-linking] [--out FILE]
 
 Every row also gives these figures for the videos with two or more objects of one class and for the
@@ -151,6 +151,7 @@ def _score_setting(
         "resume_iou": infer.resume_iou,
         "coverage_power": infer.coverage_power,
         "dedup_iou": infer.dedup_iou,
+        "merge_iou": infer.merge_iou,
         **_pooled(per_seed),
         "per_seed": {str(seed): {**r, "ratio": _ratio(r["long"], r["clip"])} for seed, r in per_seed.items()},
         "seconds": round(time.perf_counter() - started, 1),
@@ -209,6 +210,9 @@ def main() -> None:
         "--dedup-iou", type=float, nargs="+", default=[None], help="values; 0 stands for off (None)"
     )
     parser.add_argument(
+        "--merge-iou", type=float, nargs="+", default=[None], help="values; 0 stands for off (None)"
+    )
+    parser.add_argument(
         "--ground-truth-linking",
         action="store_true",
         help="also score each setting with identities from the answer key (the linking's upper bound)",
@@ -238,6 +242,7 @@ def main() -> None:
             args.resume_iou,
             args.coverage_power,
             args.dedup_iou,
+            args.merge_iou,
         )
         linkings = ("rule", "ground truth") if args.ground_truth_linking else ("rule",)
         scored_with_truth: set[tuple[object, ...]] = set()
@@ -250,6 +255,7 @@ def main() -> None:
             resume_iou,
             coverage_power,
             dedup_iou,
+            merge_iou,
         ), linking in itertools.product(grid, linkings):
             infer = InferConfig(
                 overlap=overlap,
@@ -260,9 +266,10 @@ def main() -> None:
                 resume_iou=resume_iou,
                 coverage_power=coverage_power,
                 dedup_iou=dedup_iou or None,
+                merge_iou=merge_iou or None,
             )
             if linking == "ground truth":  # it reads no linking option: once per overlap, dedup and score
-                key = (overlap, coverage_power, infer.dedup_iou)
+                key = (overlap, coverage_power, infer.dedup_iou, infer.merge_iou)
                 if key in scored_with_truth:
                     continue
                 scored_with_truth.add(key)

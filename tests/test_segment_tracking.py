@@ -287,3 +287,71 @@ def test_slot_bonus_keeps_each_copy_on_its_own_track(tmp_path):
     assert len(red_scores[0.0]) == 2 and max(red_scores[0.0]) < 0.9
     # with the bonus the sure slot's track is sure in every frame
     assert len(red_scores[0.3]) == 2 and red_scores[0.3][1] > 0.99 and red_scores[0.3][0] < 0.7
+
+
+def test_merge_copies_groups_overlapping_instances_of_one_class():
+    from vistr_core.inference.tracker import merge_copies
+
+    masks = torch.zeros(5, 2, 8, 8, dtype=torch.bool)
+    masks[0, :, :4, :3] = True  # left part of an object
+    masks[1, :, :4, 1:4] = True  # right part: IoU 0.5 with 0
+    masks[2, :, :4, 2:4] = True  # IoU 0 with 0, 0.67 with 1: only joins a group led by 1
+    masks[3, :, :4, :4] = True  # covers all of them, but another class
+    masks[4, :, 4:, 4:] = True  # elsewhere
+    scores = torch.tensor([0.9, 0.6, 0.5, 0.8, 0.7])
+    classes = torch.tensor([1, 1, 1, 2, 1])
+    assert merge_copies(masks, scores, classes, 0.3) == [[0, 1], [2], [3], [4]]
+    assert merge_copies(masks, scores, classes, 0.6) == [[0], [1, 2], [3], [4]]
+    assert merge_copies(masks, scores, classes, 0.7) == [[0], [1], [2], [3], [4]]
+    scores[1] = 0.95  # the surer copy leads; 0 and 2 both overlap it (members by decreasing score)
+    assert merge_copies(masks, scores, classes, 0.3) == [[1, 0, 2], [3], [4]]
+
+
+class SplittingModel(ColorSlotModel):
+    """ColorSlotModel that splits red over two slots: its usual slot keeps red's mask cells up to
+    the middle column and a spare slot, less sure, those from the middle column on (a briefly
+    trained VisTR's typical mistake: each copy covers part of the object; they share a column)."""
+
+    def forward(self, frames, pad_mask=None):
+        out = super().forward(frames, pad_mask)
+        for i in range(frames.shape[0]):
+            red = int(out["pred_logits"][i, :, 0, 1].argmax())
+            spare = next(s for s in range(self.config.num_instances) if out["pred_masks"][i, s].max() < 0)
+            whole = out["pred_masks"][i, red].clone()  # [T, h, w]
+            columns = torch.nonzero((whole > 0).any(0).any(0))[:, 0]
+            left, right = whole.clone(), whole.clone()
+            middle = int(columns[len(columns) // 2])
+            left[..., middle + 1 :] = -10.0
+            right[..., :middle] = -10.0
+            out["pred_masks"][i, red], out["pred_masks"][i, spare] = left, right
+            out["pred_logits"][i, spare, :, :] = -5.0
+            out["pred_logits"][i, spare, :, 1] = 1.0  # red, but less sure
+        return out
+
+
+def test_merge_iou_folds_an_object_split_over_two_slots_into_one_track(tmp_path):
+    video = write_scene_video(tmp_path / "split.mp4", 40, speed=1.0)
+    outputs = {}
+    for merge in (None, 0.15):
+        out = tmp_path / f"merge{merge}"
+        infer = InferConfig(overlap=2, merge_iou=merge)
+        segment_videos([video], out, model=SplittingModel(8), infer=infer, device="cpu")
+        outputs[merge] = json.loads((out / "split" / "results.json").read_text())
+    truth = [object_masks(t)[0] for t in range(40)]
+
+    def video_iou(track):
+        masks = [decode(s) if s else np.zeros_like(truth[0]) for s in track["segmentations"]]
+        inter = sum(np.logical_and(m, g).sum() for m, g in zip(masks, truth, strict=True))
+        return inter / sum(np.logical_or(m, g).sum() for m, g in zip(masks, truth, strict=True))
+
+    reds = [r for r in outputs[None] if r["category_id"] == 1]
+    assert len(reds) >= 2 and max(video_iou(r) for r in reds) < 0.8  # each copy holds a part
+    merged = [r for r in outputs[0.15] if r["category_id"] == 1]
+    assert sorted(r["category_id"] for r in outputs[0.15]) == [1, 2, 3]
+    assert video_iou(merged[0]) > 0.95 and merged[0]["score"] > 0.999  # the sure slot, whole object
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0, -0.2])
+def test_merge_iou_must_be_a_fraction(value):
+    with pytest.raises(ConfigError, match="--merge-iou must be in"):
+        InferConfig(merge_iou=value)

@@ -90,6 +90,16 @@ DedupOpt = Annotated[
         show_default=False,
     ),
 ]
+MergeOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--merge-iou",
+        help="Within a window, merge instances of one class whose masks overlap by more than this IoU into "
+        "the best-scoring one (default: off, as the official inference; for long videos with a briefly "
+        "trained model that splits objects over several slots, e.g. 0.1).",
+        show_default=False,
+    ),
+]
 CoveragePowerOpt = Annotated[
     float,
     typer.Option(

@@ -234,7 +234,12 @@ class InferConfig:
     ``dedup_iou`` (None = off, as the reference):
     within a window, drop an instance whose masks overlap a higher-scoring one's by more than this
     video IoU (:func:`vistr_core.inference.tracker.suppress_duplicates`); for models that still
-    give one object to several slots. ``window_batch`` windows go through the
+    give one object to several slots. ``merge_iou`` (None = off, as the reference): within a
+    window, fold instances of one class whose masks overlap by more than this video IoU into the
+    best-scoring one, which takes the union of their masks
+    (:func:`vistr_core.inference.tracker.merge_copies`); applied before ``dedup_iou``. For models
+    that split one object over several slots: raises long-video AP, lowers it on short clips
+    (README "Long videos"). ``window_batch`` windows go through the
     model at once. ``precision``: "fp32" (the default here: reproducible, what the parity tests
     use), "bf16", "fp16" (CUDA only) or "auto" (bf16 on CUDA devices and CPUs with native bf16,
     else fp32: :func:`vistr_core.engine.device.resolve_precision`; the CLI's default).
@@ -259,6 +264,7 @@ class InferConfig:
     resume_iou: float = 0.1
     coverage_power: float = 0.25
     dedup_iou: float | None = None
+    merge_iou: float | None = None
 
     def __post_init__(self) -> None:
         checks = (
@@ -280,6 +286,10 @@ class InferConfig:
             (
                 self.dedup_iou is None or 0.0 < self.dedup_iou < 1.0,
                 f"--dedup-iou must be in (0, 1), got {self.dedup_iou}",
+            ),
+            (
+                self.merge_iou is None or 0.0 < self.merge_iou < 1.0,
+                f"--merge-iou must be in (0, 1), got {self.merge_iou}",
             ),
             (
                 self.precision in PRECISIONS,

@@ -19,6 +19,7 @@ from vistr_cli.options import (
     DeviceOpt,
     ForceOpt,
     LinkIouOpt,
+    MergeOpt,
     PrecisionOpt,
     SlotBonusOpt,
     ThreadsOpt,
@@ -64,6 +65,7 @@ def evaluate(
     link_iou: LinkIouOpt = InferConfig.link_iou,
     slot_bonus: SlotBonusOpt = InferConfig.slot_bonus,
     dedup_iou: DedupOpt = None,
+    merge_iou: MergeOpt = None,
     coverage_power: CoveragePowerOpt = InferConfig.coverage_power,
     json_out: Annotated[
         Path | None,
@@ -95,7 +97,7 @@ def evaluate(
     if file_mode:
         if gt is None or results is None:
             raise ConfigError(f"--gt and --results go together; {USAGE}")
-        model_options = (precision, amp, threads, dedup_iou)
+        model_options = (precision, amp, threads, dedup_iou, merge_iou)
         if (
             device != "auto"
             or link_iou != InferConfig.link_iou
@@ -104,7 +106,8 @@ def evaluate(
             or any(option is not None for option in model_options)
         ):
             raise ConfigError(
-                "--device, --precision, --amp, --threads, --link-iou, --slot-bonus, --dedup-iou and --coverage-power "
+                "--device, --precision, --amp, --threads, --link-iou, --slot-bonus, --dedup-iou, --merge-iou and "
+                "--coverage-power "
                 "only apply with --data/--checkpoint; drop them to score a file"
             )
         _refuse_outputs([json_out, per_video], force)
@@ -123,6 +126,7 @@ def evaluate(
                 link_iou=link_iou,
                 slot_bonus=slot_bonus,
                 dedup_iou=dedup_iou,
+                merge_iou=merge_iou,
                 coverage_power=coverage_power,
             ),
             json_out,

@@ -21,6 +21,7 @@ from vistr_cli.options import (
     DeviceOpt,
     ForceOpt,
     LinkIouOpt,
+    MergeOpt,
     PrecisionOpt,
     SlotBonusOpt,
     ThreadsOpt,
@@ -83,6 +84,7 @@ def segment(
     ] = InferConfig.resume_iou,
     coverage_power: CoveragePowerOpt = InferConfig.coverage_power,
     dedup_iou: DedupOpt = None,
+    merge_iou: MergeOpt = None,
     window_batch: Annotated[
         int, typer.Option(help="Windows per forward pass (more = faster, more memory).")
     ] = 1,
@@ -139,6 +141,7 @@ def segment(
             resume_iou=resume_iou,
             coverage_power=coverage_power,
             dedup_iou=dedup_iou,
+            merge_iou=merge_iou,
         )
         frames = FrameRange(start, end, stride)
         cpu_threads = thread_setting(threads)

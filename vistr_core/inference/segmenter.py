@@ -17,7 +17,7 @@ the final ids 1..K.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -37,6 +37,7 @@ from .tracker import (
     link_slots,
     majority_class,
     mask_boxes,
+    merge_copies,
     sequence_iou,
     suppress_duplicates,
 )
@@ -49,6 +50,10 @@ PREFETCH_FRAMES = 8
 
 MIN_DEFAULT_GAP = 24
 """Frames a lost track waits to be resumed, at least (about a second of video)."""
+
+
+EMPTY_LOGIT = -1.0e4
+"""Mask logit of a slot folded into another (:meth:`VideoSegmenter._merged`): below any threshold."""
 
 
 def default_max_gap(num_frames: int) -> int:
@@ -240,6 +245,8 @@ class VideoSegmenter:
     def _link(self, previous: _Pending | None, window: Window, prediction: WindowPrediction) -> _Pending:
         """Give each active slot of ``window`` a track id, continuing ``previous``'s where they match."""
         slots = active_slots(prediction.mask_logits, window.num_real, self.logit_thr)
+        if self.infer.merge_iou is not None and len(slots) > 1:
+            prediction, slots = self._merged(prediction, slots, window.num_real)
         masks = prediction.mask_logits[slots, : window.num_real] > self.logit_thr  # [k, T_real, h, w]
         if self.infer.dedup_iou is not None and len(slots) > 1:
             scores = prediction.scores[slots, : window.num_real].mean(1)
@@ -253,6 +260,26 @@ class VideoSegmenter:
         size = window.items[0][2]
         self.size = self.size or size
         return _Pending(window, prediction, slots, classes, track_ids, window.start, size)
+
+    def _merged(
+        self, prediction: WindowPrediction, slots: np.ndarray, num_real: int
+    ) -> tuple[WindowPrediction, np.ndarray]:
+        """``prediction`` with each group of copies (:func:`merge_copies`) folded into its lead slot,
+        whose mask becomes the group's union (the largest logit of each pixel); the other members'
+        masks are emptied. Returns it and the slots still active. slots: [k] active slot indices."""
+        logits = prediction.mask_logits[slots, :num_real]  # [k, T_real, h, w]
+        scores = prediction.scores[slots, :num_real].mean(1)
+        classes = majority_class(prediction.labels[slots, :num_real])
+        groups = merge_copies(logits > self.logit_thr, scores, classes, self.infer.merge_iou)
+        if all(len(group) == 1 for group in groups):
+            return prediction, slots
+        merged = prediction.mask_logits.clone()  # [n, T, h, w]
+        for lead, *copies in groups:
+            for copy in copies:
+                merged[slots[lead]] = torch.maximum(merged[slots[lead]], merged[slots[copy]])
+                merged[slots[copy]] = EMPTY_LOGIT
+        kept = np.array(sorted(slots[group[0]] for group in groups), dtype=slots.dtype)
+        return replace(prediction, mask_logits=merged), kept
 
     def _continue_tracks(
         self,

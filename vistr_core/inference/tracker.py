@@ -78,6 +78,40 @@ def suppress_duplicates(masks: Tensor, scores: Tensor, iou_thr: float) -> list[i
     return sorted(kept)
 
 
+def merge_copies(masks: Tensor, scores: Tensor, classes: Tensor, iou_thr: float) -> list[list[int]]:
+    """Groups of one window's instances that are copies of one object, for merging into one.
+
+    A model trained briefly often splits one object over several slots of one class, each covering
+    part of it; over a long video the slots then take turns on the object and its track breaks
+    (README "Long videos"). Instances are taken by decreasing score; each still free instance of
+    the same majority class whose masks overlap the taken one's by more than ``iou_thr``
+    (:func:`sequence_iou` over the window's frames) joins its group.
+
+    Args:
+        masks: [k, t, h, w] bool; scores: [k] window scores; classes: [k] majority classes.
+    Returns:
+        the groups, each led by its best-scoring instance, ordered by that instance's index.
+    """
+    order = torch.argsort(scores.cpu(), descending=True, stable=True).tolist()
+    iou = sequence_iou(masks, masks).cpu()
+    grouped: set[int] = set()
+    groups: list[list[int]] = []
+    for lead in order:
+        if lead in grouped:
+            continue
+        group = [lead] + [
+            j
+            for j in order
+            if j not in grouped
+            and j != lead
+            and classes[j] == classes[lead]
+            and float(iou[lead, j]) > iou_thr
+        ]
+        grouped.update(group)
+        groups.append(group)
+    return sorted(groups, key=lambda g: g[0])
+
+
 def mask_boxes(masks: Tensor) -> Tensor:
     """Pixel extents of non-empty masks: [k, h, w] bool (any device) → [k, 4] float on the CPU
     (x1, y1, x2 + 1, y2 + 1), so a one-pixel mask has area 1 and its box IoU is defined. On the
