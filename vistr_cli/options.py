@@ -95,8 +95,8 @@ MergeOpt = Annotated[
     typer.Option(
         "--merge-iou",
         help="Within a window, merge instances of one class whose masks overlap by more than this IoU into "
-        "the best-scoring one (default: off, as the official inference; for long videos with a briefly "
-        "trained model that splits objects over several slots, e.g. 0.1).",
+        "the best-scoring one (default: off, as the official inference; for models that split objects over "
+        "several slots, e.g. 0.1; it lowers AP on short clips).",
         show_default=False,
     ),
 ]
