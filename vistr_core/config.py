@@ -241,8 +241,9 @@ class InferConfig:
     that split one object over several slots (README "Long videos": long-video AP doubled for one
     such model); it lowers AP on short clips, where look-alikes close together get merged.
     ``window_batch`` windows go through the model at once. ``precision``: "fp32" (the default here:
-    reproducible, what the parity tests use), "bf16", "fp16" (CUDA only) or "auto" (bf16 on CUDA devices and CPUs with native bf16,
-    else fp32: :func:`vistr_core.engine.device.resolve_precision`; the CLI's default).
+    reproducible, what the parity tests use), "bf16", "fp16" (CUDA only) or "auto" (bf16 on CUDA
+    devices and CPUs with native bf16, else fp32: :func:`vistr_core.engine.device.resolve_precision`;
+    the CLI's default).
     """
 
     overlap: int | None = None
