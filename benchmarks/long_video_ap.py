@@ -13,8 +13,8 @@ mean clip AP over the seeds.
     python benchmarks/long_video_ap.py --checkpoint RUN/last.pt [--difficulty multi]
         [--clips 30] [--long-videos 10] [--long-frames 240]
         [--overlap 1 2] [--link-iou 0.3 0.5] [--class-penalty 0.2 0.5] [--slot-bonus 0 0.3]
-        [--max-gap 0 4] [--resume-iou 0.1 0.3]
-        [--coverage-power 0 0.25] [--dedup-iou 0.5] [--merge-iou 0 0.1] [--size 192x256] [--seed 101 202 303 404]
+        [--max-gap 0 4] [--resume-iou 0.1 0.3] [--coverage-power 0 0.25] [--dedup-iou 0.5]
+        [--merge-iou 0 0.1] [--size 192x256] [--seed 101 202 303 404]
         [--ground-truth-linking] [--out FILE]
 
 Every row also gives these figures for the videos with two or more objects of one class and for the
@@ -161,7 +161,8 @@ def _score_setting(
 def memoize_forward(model: torch.nn.Module) -> dict[str, dict[str, torch.Tensor]]:
     """Make ``model`` answer a window it has seen from memory, so that every setting of the grid
     costs one model pass over the videos: the settings act after the forward. Keyed by the
-    frames' bytes and the autocast dtype; returns the cache (outputs in float32, on the CPU)."""
+    frames' bytes and the autocast dtype; returns the cache (outputs in float32, on the CPU: about
+    1 GB for the default four sets of the tiny model)."""
     cache: dict[str, dict[str, torch.Tensor]] = {}
     forward = model.forward
 
