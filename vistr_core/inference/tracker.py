@@ -62,20 +62,17 @@ def suppress_duplicates(masks: Tensor, scores: Tensor, iou_thr: float) -> list[i
     """Greedy non-maximum suppression of one window's instances on their video mask IoU.
 
     Instances are taken by decreasing score; one whose masks overlap an already kept instance by
-    more than ``iou_thr`` (:func:`sequence_iou` over the window's frames) is dropped.
+    more than ``iou_thr`` (:func:`sequence_iou` over the window's frames) is dropped. These are the
+    leads of :func:`merge_copies` with every instance in one class: an instance leads its group
+    exactly when it overlaps no better-scoring lead.
 
     Args:
         masks: [k, t, h, w] bool; scores: [k] window scores (mean per-frame score).
     Returns:
         the kept indices, in increasing order.
     """
-    order = torch.argsort(scores.cpu(), descending=True, stable=True).tolist()
-    iou = sequence_iou(masks, masks).cpu()
-    kept: list[int] = []
-    for i in order:
-        if all(float(iou[i, j]) <= iou_thr for j in kept):
-            kept.append(i)
-    return sorted(kept)
+    one_class = torch.zeros(masks.shape[0], dtype=torch.int64)
+    return [group[0] for group in merge_copies(masks, scores, one_class, iou_thr)]
 
 
 def merge_copies(masks: Tensor, scores: Tensor, classes: Tensor, iou_thr: float) -> list[list[int]]:
