@@ -205,22 +205,34 @@ class DuplicatingModel(ColorSlotModel):
     def forward(self, frames, pad_mask=None):
         out = super().forward(frames, pad_mask)
         for i in range(frames.shape[0]):
-            red = int(out["pred_logits"][i, :, 0, 1].argmax())
-            spare = next(s for s in range(self.config.num_instances) if out["pred_masks"][i, s].max() < 0)
+            red, spare = self.red_and_spare(out, i)
             out["pred_masks"][i, spare] = out["pred_masks"][i, red]
-            out["pred_logits"][i, spare, :, :] = -5.0
-            out["pred_logits"][i, spare, :, 1] = 1.0  # red, but less sure
         return out
+
+    def red_and_spare(self, out, i):
+        """Slots of red and of an empty slot in batch item ``i``; the spare becomes red, less sure."""
+        red = int(out["pred_logits"][i, :, 0, 1].argmax())
+        spare = next(s for s in range(self.config.num_instances) if out["pred_masks"][i, s].max() < 0)
+        out["pred_logits"][i, spare, :, :] = -5.0
+        out["pred_logits"][i, spare, :, 1] = 1.0  # red, but less sure
+        return red, spare
+
+
+def _segment_each(tmp_path, video, model, name, **settings):
+    """results.json of ``video`` segmented once per InferConfig setting: {value: results}."""
+    ((option, values),) = settings.items()
+    outputs = {}
+    for value in values:
+        out = tmp_path / f"{option}{value}"
+        infer = InferConfig(overlap=2, **{option: value})
+        segment_videos([video], out, model=model(), infer=infer, device="cpu")
+        outputs[value] = json.loads((out / name / "results.json").read_text())
+    return outputs
 
 
 def test_dedup_drops_the_lower_scoring_copy_of_an_object(tmp_path):
     video = write_scene_video(tmp_path / "dup.mp4", 40, speed=1.0)
-    outputs = {}
-    for dedup in (None, 0.5):
-        out = tmp_path / f"dedup{dedup}"
-        infer = InferConfig(overlap=2, dedup_iou=dedup)
-        segment_videos([video], out, model=DuplicatingModel(8), infer=infer, device="cpu")
-        outputs[dedup] = json.loads((out / "dup" / "results.json").read_text())
+    outputs = _segment_each(tmp_path, video, lambda: DuplicatingModel(8), "dup", dedup_iou=(None, 0.5))
     reds = [r for r in outputs[None] if r["category_id"] == 1]
     assert len(outputs[None]) == 4 and len(reds) == 2  # the reference's behaviour: both kept
     assert sorted(r["category_id"] for r in outputs[0.5]) == [1, 2, 3]
@@ -276,13 +288,11 @@ class SwappingCopiesModel(ColorSlotModel):
 
 def test_slot_bonus_keeps_each_copy_on_its_own_track(tmp_path):
     video = write_scene_video(tmp_path / "swap.mp4", 40, speed=0.0)
-    red_scores = {}
-    for bonus in (0.0, 0.3):
-        out = tmp_path / f"bonus{bonus}"
-        infer = InferConfig(overlap=2, slot_bonus=bonus)
-        segment_videos([video], out, model=SwappingCopiesModel(), infer=infer, device="cpu")
-        results = json.loads((out / "swap" / "results.json").read_text())
-        red_scores[bonus] = sorted(r["score"] for r in results if r["category_id"] == 1)
+    outputs = _segment_each(tmp_path, video, SwappingCopiesModel, "swap", slot_bonus=(0.0, 0.3))
+    red_scores = {
+        bonus: sorted(r["score"] for r in results if r["category_id"] == 1)
+        for bonus, results in outputs.items()
+    }
     # masks only: both red tracks alternate between the sure and the unsure slot
     assert len(red_scores[0.0]) == 2 and max(red_scores[0.0]) < 0.9
     # with the bonus the sure slot's track is sure in every frame
@@ -307,16 +317,15 @@ def test_merge_copies_groups_overlapping_instances_of_one_class():
     assert merge_copies(masks, scores, classes, 0.3) == [[1, 0, 2], [3], [4]]
 
 
-class SplittingModel(ColorSlotModel):
+class SplittingModel(DuplicatingModel):
     """ColorSlotModel that splits red over two slots: its usual slot keeps red's mask cells up to
     the middle column and a spare slot, less sure, those from the middle column on (a briefly
     trained VisTR's typical mistake: each copy covers part of the object; they share a column)."""
 
     def forward(self, frames, pad_mask=None):
-        out = super().forward(frames, pad_mask)
+        out = ColorSlotModel.forward(self, frames, pad_mask)
         for i in range(frames.shape[0]):
-            red = int(out["pred_logits"][i, :, 0, 1].argmax())
-            spare = next(s for s in range(self.config.num_instances) if out["pred_masks"][i, s].max() < 0)
+            red, spare = self.red_and_spare(out, i)
             whole = out["pred_masks"][i, red].clone()  # [T, h, w]
             columns = torch.nonzero((whole > 0).any(0).any(0))[:, 0]
             left, right = whole.clone(), whole.clone()
@@ -324,19 +333,12 @@ class SplittingModel(ColorSlotModel):
             left[..., middle + 1 :] = -10.0
             right[..., :middle] = -10.0
             out["pred_masks"][i, red], out["pred_masks"][i, spare] = left, right
-            out["pred_logits"][i, spare, :, :] = -5.0
-            out["pred_logits"][i, spare, :, 1] = 1.0  # red, but less sure
         return out
 
 
 def test_merge_iou_folds_an_object_split_over_two_slots_into_one_track(tmp_path):
     video = write_scene_video(tmp_path / "split.mp4", 40, speed=1.0)
-    outputs = {}
-    for merge in (None, 0.15):
-        out = tmp_path / f"merge{merge}"
-        infer = InferConfig(overlap=2, merge_iou=merge)
-        segment_videos([video], out, model=SplittingModel(8), infer=infer, device="cpu")
-        outputs[merge] = json.loads((out / "split" / "results.json").read_text())
+    outputs = _segment_each(tmp_path, video, lambda: SplittingModel(8), "split", merge_iou=(None, 0.15))
     truth = [object_masks(t)[0] for t in range(40)]
 
     def video_iou(track):
@@ -355,3 +357,18 @@ def test_merge_iou_folds_an_object_split_over_two_slots_into_one_track(tmp_path)
 def test_merge_iou_must_be_a_fraction(value):
     with pytest.raises(ConfigError, match="--merge-iou must be in"):
         InferConfig(merge_iou=value)
+
+
+def test_suppress_duplicates_equals_greedy_suppression_on_random_windows():
+    from vistr_core.inference.tracker import sequence_iou, suppress_duplicates
+
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        masks = torch.rand(6, 2, 6, 6, generator=generator) > 0.6
+        scores = torch.rand(6, generator=generator)
+        iou = sequence_iou(masks, masks)
+        kept: list[int] = []
+        for i in torch.argsort(scores, descending=True).tolist():
+            if all(float(iou[i, j]) <= 0.3 for j in kept):
+                kept.append(i)
+        assert suppress_duplicates(masks, scores, 0.3) == sorted(kept)
