@@ -152,6 +152,8 @@ def _score_setting(
         "coverage_power": infer.coverage_power,
         "dedup_iou": infer.dedup_iou,
         "merge_iou": infer.merge_iou,
+        "colour_weight": infer.colour_weight,
+        "colour_scale": infer.colour_scale,
         **_pooled(per_seed),
         "per_seed": {str(seed): {**r, "ratio": _ratio(r["long"], r["clip"])} for seed, r in per_seed.items()},
         "seconds": round(time.perf_counter() - started, 1),
@@ -213,6 +215,8 @@ def main() -> None:
     parser.add_argument(
         "--merge-iou", type=float, nargs="+", default=[None], help="values; 0 stands for off (None)"
     )
+    parser.add_argument("--colour-weight", type=float, nargs="+", default=[InferConfig.colour_weight])
+    parser.add_argument("--colour-scale", type=float, nargs="+", default=[InferConfig.colour_scale])
     parser.add_argument(
         "--ground-truth-linking",
         action="store_true",
@@ -244,6 +248,8 @@ def main() -> None:
             args.coverage_power,
             args.dedup_iou,
             args.merge_iou,
+            args.colour_weight,
+            args.colour_scale,
         )
         linkings = ("rule", "ground truth") if args.ground_truth_linking else ("rule",)
         scored_with_truth: set[tuple[object, ...]] = set()
@@ -257,6 +263,8 @@ def main() -> None:
             coverage_power,
             dedup_iou,
             merge_iou,
+            colour_weight,
+            colour_scale,
         ), linking in itertools.product(grid, linkings):
             infer = InferConfig(
                 overlap=overlap,
@@ -268,6 +276,8 @@ def main() -> None:
                 coverage_power=coverage_power,
                 dedup_iou=dedup_iou or None,
                 merge_iou=merge_iou or None,
+                colour_weight=colour_weight,
+                colour_scale=colour_scale,
             )
             if linking == "ground truth":  # it reads no linking option: once per overlap, dedup and score
                 key = (overlap, coverage_power, infer.dedup_iou, infer.merge_iou)
