@@ -68,7 +68,9 @@ class GroundTruthLinker(VideoSegmenter):
         prediction: WindowPrediction,
         slots: np.ndarray,
         classes: Tensor,
+        colours: Tensor | None = None,
     ) -> list[int | None]:
+        """The answer key's track of each kept slot; ``classes`` and ``colours`` play no part."""
         ids: list[int | None] = [None] * len(slots)
         if not len(slots) or not self.objects:
             return ids

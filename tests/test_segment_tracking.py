@@ -141,13 +141,21 @@ def test_a_track_does_not_resume_after_a_longer_gap(tmp_path):
     assert sorted(r["category_id"] for r in results) == [1, 1, 2, 3]
 
 
-def test_a_moved_track_resumes_on_its_box_overlap(tmp_path):
-    """Red (speed 1.5 px/frame) is hidden for frames 42-47 and comes back 10 px further on: its last
-    and first masks overlap by a box IoU of about 0.2. At --resume-iou 0.1 (the default) it resumes
-    its track; at 0.3 it starts a second one. Green and blue keep one track each throughout."""
-    video = write_scene_video(tmp_path / "moved.mp4", 80, speed=1.5, hidden={0: range(42, 48)})
+@pytest.mark.parametrize(
+    ("hidden", "resumes_at", "splits_at"),
+    [
+        (range(42, 48), -0.2, 0.3),  # back 10 px further on: the boxes overlap (GIoU about 0.2)
+        (range(42, 54), -0.2, 0.0),  # back 19 px further on: the boxes a few pixels apart (GIoU < 0)
+    ],
+)
+def test_a_moved_track_resumes_on_its_box_overlap(tmp_path, hidden, resumes_at, splits_at):
+    """Red (speed 1.5 px/frame, 16 px wide) is hidden and comes back further on. At --resume-iou
+    -0.2 (the default) it resumes its track, whether the last and first masks' boxes overlap or lie a
+    little apart; at a higher threshold it starts a second one. Green and blue keep one track each."""
+    assert InferConfig.resume_iou == resumes_at
+    video = write_scene_video(tmp_path / "moved.mp4", 80, speed=1.5, hidden={0: hidden})
     counts = {}
-    for resume_iou in (InferConfig.resume_iou, 0.3):
+    for resume_iou in (resumes_at, splits_at):
         out = tmp_path / f"r{resume_iou}"
         infer = InferConfig(overlap=2, resume_iou=resume_iou)
         segment_videos([video], out, model=ColorSlotModel(8), infer=infer, device="cpu")
@@ -155,9 +163,8 @@ def test_a_moved_track_resumes_on_its_box_overlap(tmp_path):
         counts[resume_iou] = sorted(r["category_id"] for r in results)
         links = json.loads((out / "moved" / "meta.json").read_text())["links"]
         gap_links = [link for link in links if link["kind"] == "gap"]
-        assert len(gap_links) == (1 if resume_iou == InferConfig.resume_iou else 0)
-    assert InferConfig.resume_iou == 0.1
-    assert counts[0.1] == [1, 2, 3] and counts[0.3] == [1, 1, 2, 3]
+        assert len(gap_links) == (1 if resume_iou == resumes_at else 0)
+    assert counts[resumes_at] == [1, 2, 3] and counts[splits_at] == [1, 1, 2, 3]
 
 
 def test_a_track_does_not_resume_far_from_where_it_was_lost(tmp_path):
@@ -189,8 +196,9 @@ def test_coverage_power_scales_only_tracks_missing_from_frames(tmp_path):
 
 
 def test_resume_iou_must_be_in_range():
-    with pytest.raises(ConfigError, match="--resume-iou must be in \\[0, 1\\], got 1.5"):
-        InferConfig(resume_iou=1.5)
+    for value in (1.5, -1.5):
+        with pytest.raises(ConfigError, match=f"--resume-iou must be in \\[-1, 1\\], got {value}"):
+            InferConfig(resume_iou=value)
 
 
 def test_max_gap_must_not_be_negative():

@@ -100,6 +100,23 @@ MergeOpt = Annotated[
         show_default=False,
     ),
 ]
+MergeColourOpt = Annotated[
+    float,
+    typer.Option(
+        "--merge-colour",
+        help="--merge-iou merges only instances whose colours (median RGB under the masks, 0-255) differ by "
+        "at most this: copies of one object share its colour, look-alikes side by side rarely do "
+        "(inf = any colour).",
+    ),
+]
+ColourWeightOpt = Annotated[
+    float,
+    typer.Option(
+        "--colour-weight",
+        help="Linking across windows and gaps subtracts up to this much affinity where a track's colour "
+        "(median RGB under its masks) and an instance's differ (0 = masks, classes and slots only).",
+    ),
+]
 CoveragePowerOpt = Annotated[
     float,
     typer.Option(

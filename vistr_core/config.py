@@ -214,6 +214,17 @@ class TrainConfig:
 LOW_SCORE = 0.5
 
 
+# Measured on held-out long videos, four sets (README "Long videos"): resuming on boxes a little
+# apart (GIoU -0.2 instead of box IoU 0.1) and a colour penalty of up to 0.3 (full at 64 levels
+# apart) raised long-video AP with the quickstart's model; 0.5 and 1.0 scored lower.
+RESUME_GIOU = -0.2
+COLOUR_WEIGHT = 0.3
+# Two slots on one object differ in colour by a few levels (partial masks, edges); look-alikes of
+# one class in the synthetic data by 10-90. At 5 merging kept the quickstart's held-out AP50 above
+# 0.8; at 8 and 12 it fell below (README "Long videos").
+MERGE_COLOUR = 5.0
+
+
 @dataclass(frozen=True)
 class InferConfig:
     """How ``vistr segment`` windows a video and turns model outputs into tracks.
@@ -227,8 +238,13 @@ class InferConfig:
     both windows (it steers the assignment, never lowers ``link_iou``; 0 = masks and classes only,
     see :mod:`vistr_core.inference.tracker`). An instance left unlinked may instead resume a track
     whose mask vanished at most ``max_gap`` frames before its own first mask (None = max(T, 24)
-    frames, 0 = never) when the boxes of the track's last mask and the instance's first one overlap
-    by a box IoU of at least ``resume_iou`` (minus ``class_penalty`` across classes). A track's score is its mean per-frame
+    frames, 0 = never) when the boxes of the track's last mask and the instance's first one have a
+    generalized box IoU (GIoU, in [-1, 1]; negative for boxes apart, by how much of their enclosing
+    box they leave empty) of at least ``resume_iou`` (minus ``class_penalty`` across classes and the
+    colour penalty). ``colour_weight``: a link between a track and an instance whose colours (the
+    median RGB under the masks, :mod:`vistr_core.inference.appearance`) differ by d loses
+    ``colour_weight * min(d / colour_scale, 1)`` of affinity (0 = masks, classes and slots only).
+    A track's score is its mean per-frame
     score times (share of the video's frames where it has a mask) ** ``coverage_power`` (0 = the
     plain mean of the official inference; a one-window video's tracks keep the plain mean anyway).
     ``dedup_iou`` (None = off, as the reference):
@@ -237,9 +253,10 @@ class InferConfig:
     give one object to several slots. ``merge_iou`` (None = off, as the reference): within a
     window, fold instances of one class whose masks overlap by more than this video IoU into the
     best-scoring one, which takes the union of their masks
-    (:func:`vistr_core.inference.tracker.merge_copies`); applied before ``dedup_iou``. For models
-    that split one object over several slots (README "Long videos": long-video AP doubled for one
-    such model); it lowers AP on short clips, where look-alikes close together get merged.
+    (:func:`vistr_core.inference.tracker.merge_copies`); applied before ``dedup_iou``. Copies of one
+    object have one colour: instances whose colours differ by more than ``merge_colour`` (RGB
+    distance, 0-255 per channel; inf = any) are never merged, so that two look-alikes side by side
+    stay two. For models that split one object over several slots (README "Long videos").
     ``window_batch`` windows go through the model at once. ``precision``: "fp32" (the default here:
     reproducible, what the parity tests use), "bf16", "fp16" (CUDA only) or "auto" (bf16 on CUDA
     devices and CPUs with native bf16, else fp32: :func:`vistr_core.engine.device.resolve_precision`;
@@ -262,10 +279,13 @@ class InferConfig:
     # videos"); the masks still decide whenever their IoUs differ by more than this.
     slot_bonus: float = 0.3
     max_gap: int | None = None
-    resume_iou: float = 0.1
+    resume_iou: float = RESUME_GIOU
     coverage_power: float = 0.25
     dedup_iou: float | None = None
     merge_iou: float | None = None
+    merge_colour: float = MERGE_COLOUR
+    colour_weight: float = COLOUR_WEIGHT
+    colour_scale: float = 64.0
 
     def __post_init__(self) -> None:
         checks = (
@@ -282,7 +302,7 @@ class InferConfig:
             (self.class_penalty >= 0.0, f"--class-penalty must be >= 0, got {self.class_penalty}"),
             (self.slot_bonus >= 0.0, f"--slot-bonus must be >= 0, got {self.slot_bonus}"),
             (self.max_gap is None or self.max_gap >= 0, f"--max-gap must be >= 0, got {self.max_gap}"),
-            (0.0 <= self.resume_iou <= 1.0, f"--resume-iou must be in [0, 1], got {self.resume_iou}"),
+            (-1.0 <= self.resume_iou <= 1.0, f"--resume-iou must be in [-1, 1], got {self.resume_iou}"),
             (self.coverage_power >= 0.0, f"--coverage-power must be >= 0, got {self.coverage_power}"),
             (
                 self.dedup_iou is None or 0.0 < self.dedup_iou < 1.0,
@@ -292,6 +312,9 @@ class InferConfig:
                 self.merge_iou is None or 0.0 < self.merge_iou < 1.0,
                 f"--merge-iou must be in (0, 1), got {self.merge_iou}",
             ),
+            (self.merge_colour >= 0.0, f"--merge-colour must be >= 0, got {self.merge_colour}"),
+            (self.colour_weight >= 0.0, f"--colour-weight must be >= 0, got {self.colour_weight}"),
+            (self.colour_scale > 0.0, f"colour_scale must be > 0, got {self.colour_scale}"),
             (
                 self.precision in PRECISIONS,
                 f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}",

@@ -14,11 +14,13 @@ from vistr_cli.errors import reports_errors, stderr
 from vistr_cli.options import (
     AmpOpt,
     CheckpointOpt,
+    ColourWeightOpt,
     CoveragePowerOpt,
     DedupOpt,
     DeviceOpt,
     ForceOpt,
     LinkIouOpt,
+    MergeColourOpt,
     MergeOpt,
     PrecisionOpt,
     SlotBonusOpt,
@@ -66,6 +68,8 @@ def evaluate(
     slot_bonus: SlotBonusOpt = InferConfig.slot_bonus,
     dedup_iou: DedupOpt = None,
     merge_iou: MergeOpt = None,
+    merge_colour: MergeColourOpt = InferConfig.merge_colour,
+    colour_weight: ColourWeightOpt = InferConfig.colour_weight,
     coverage_power: CoveragePowerOpt = InferConfig.coverage_power,
     json_out: Annotated[
         Path | None,
@@ -103,11 +107,13 @@ def evaluate(
             or link_iou != InferConfig.link_iou
             or slot_bonus != InferConfig.slot_bonus
             or coverage_power != InferConfig.coverage_power
+            or merge_colour != InferConfig.merge_colour
+            or colour_weight != InferConfig.colour_weight
             or any(option is not None for option in model_options)
         ):
             raise ConfigError(
-                "--device, --precision, --amp, --threads, --link-iou, --slot-bonus, --dedup-iou, --merge-iou and "
-                "--coverage-power "
+                "--device, --precision, --amp, --threads, --link-iou, --slot-bonus, --dedup-iou, --merge-iou, "
+                "--merge-colour, --colour-weight and --coverage-power "
                 "only apply with --data/--checkpoint; drop them to score a file"
             )
         _refuse_outputs([json_out, per_video], force)
@@ -127,6 +133,8 @@ def evaluate(
                 slot_bonus=slot_bonus,
                 dedup_iou=dedup_iou,
                 merge_iou=merge_iou,
+                merge_colour=merge_colour,
+                colour_weight=colour_weight,
                 coverage_power=coverage_power,
             ),
             json_out,

@@ -16,11 +16,13 @@ from vistr_cli.errors import fail, reports_errors, stderr
 from vistr_cli.options import (
     AmpOpt,
     CheckpointOpt,
+    ColourWeightOpt,
     CoveragePowerOpt,
     DedupOpt,
     DeviceOpt,
     ForceOpt,
     LinkIouOpt,
+    MergeColourOpt,
     MergeOpt,
     PrecisionOpt,
     SlotBonusOpt,
@@ -80,11 +82,16 @@ def segment(
     ] = None,
     resume_iou: Annotated[
         float,
-        typer.Option(help="Smallest box IoU between a lost track's last mask and a new one that resumes it."),
+        typer.Option(
+            help="Smallest generalized box IoU (-1..1; below 0 for boxes apart) between a lost track's last "
+            "mask and a new one that resumes it."
+        ),
     ] = InferConfig.resume_iou,
     coverage_power: CoveragePowerOpt = InferConfig.coverage_power,
     dedup_iou: DedupOpt = None,
     merge_iou: MergeOpt = None,
+    merge_colour: MergeColourOpt = InferConfig.merge_colour,
+    colour_weight: ColourWeightOpt = InferConfig.colour_weight,
     window_batch: Annotated[
         int, typer.Option(help="Windows per forward pass (more = faster, more memory).")
     ] = 1,
@@ -142,6 +149,8 @@ def segment(
             coverage_power=coverage_power,
             dedup_iou=dedup_iou,
             merge_iou=merge_iou,
+            merge_colour=merge_colour,
+            colour_weight=colour_weight,
         )
         frames = FrameRange(start, end, stride)
         cpu_threads = thread_setting(threads)

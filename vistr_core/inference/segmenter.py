@@ -23,12 +23,13 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torchvision.ops import box_iou
+from torchvision.ops import generalized_box_iou
 
 from ..config import InferConfig
 from ..data.prefetch import prefetch
 from ..data.transforms import preprocess_frames
 from ..engine.device import resolve_precision, select_device
+from .appearance import TrackColours, colour_agreement, mask_colours
 from .predictor import WindowPrediction, WindowPredictor, mask_logit_threshold, upsample_masks
 from .tracker import (
     FinalTrack,
@@ -130,9 +131,9 @@ class LinkRecord:
     """One continuation of a track: by window overlap (``kind`` "window", at the later window's
     first frame) or after a gap (``kind`` "gap", at the resumed mask's frame).
 
-    ``affinity`` is what the link was decided on: ``iou`` (mask IoU over the shared frames, or box
-    IoU between the last and first masks around a gap) minus the class penalty when the classes
-    differ. ``vistr review`` reads
+    ``affinity`` is what the link was decided on: ``iou`` (mask IoU over the shared frames, or the
+    generalized box IoU of the last and first masks around a gap) minus the class penalty when the
+    classes differ and the colour penalty. ``vistr review`` reads
     low affinities as likely identity switches.
     """
 
@@ -151,6 +152,7 @@ class _Pending:
     prediction: WindowPrediction
     slots: np.ndarray
     classes: Tensor  # [k] majority class of each kept slot, what the next window links against
+    colours: Tensor | None  # [k, 3] RGB under each kept slot's masks; None when colour plays no part
     track_ids: list[int]
     first_output: int
     size: tuple[int, int]
@@ -183,6 +185,7 @@ class VideoSegmenter:
             self.infer.max_gap if self.infer.max_gap is not None else default_max_gap(self.num_frames)
         )
         self.book = TrackBook()
+        self.colours = TrackColours()
         self.last_seen: dict[int, _LastSeen] = {}
         self.frames: list[FrameInfo] = []
         self.size: tuple[int, int] | None = None
@@ -196,6 +199,7 @@ class VideoSegmenter:
         Frames must all have one size. Calling again starts a new video (ids restart at 1).
         """
         self.book, self.last_seen, self.frames, self.size = TrackBook(), {}, [], None
+        self.colours = TrackColours()
         self.links, self.frame_stats = [], {}
         items = prefetch(self._prepared(frames), depth=PREFETCH_FRAMES)
         pending: _Pending | None = None
@@ -245,41 +249,69 @@ class VideoSegmenter:
     def _link(self, previous: _Pending | None, window: Window, prediction: WindowPrediction) -> _Pending:
         """Give each active slot of ``window`` a track id, continuing ``previous``'s where they match."""
         slots = active_slots(prediction.mask_logits, window.num_real, self.logit_thr)
+        colours = self._colours(window, prediction.mask_logits[slots, : window.num_real] > self.logit_thr)
         if self.infer.merge_iou is not None and len(slots) > 1:
-            prediction, slots = self._merged(prediction, slots, window.num_real)
+            prediction, kept = self._merged(prediction, slots, window.num_real, colours)
+            slots, colours = slots[kept], None if colours is None else colours[kept]
         masks = prediction.mask_logits[slots, : window.num_real] > self.logit_thr  # [k, T_real, h, w]
         if self.infer.dedup_iou is not None and len(slots) > 1:
             scores = prediction.scores[slots, : window.num_real].mean(1)
             kept = suppress_duplicates(masks, scores, self.infer.dedup_iou)
             slots, masks = slots[kept], masks[kept]
+            colours = None if colours is None else colours[kept]
         classes = majority_class(prediction.labels[slots, : window.num_real])  # [k]
-        ids = self._continue_tracks(previous, window, prediction, slots, classes)
-        self._resume_after_gaps(window, masks, classes, ids)
+        ids = self._continue_tracks(previous, window, prediction, slots, classes, colours)
+        self._resume_after_gaps(window, masks, classes, ids, colours)
         track_ids = [self.book.new_track() if tid is None else tid for tid in ids]
         self._remember(window, masks, classes, track_ids)
+        if colours is not None:
+            for track_id, colour in zip(track_ids, colours, strict=True):
+                self.colours.add(track_id, colour)
         size = window.items[0][2]
         self.size = self.size or size
-        return _Pending(window, prediction, slots, classes, track_ids, window.start, size)
+        return _Pending(window, prediction, slots, classes, colours, track_ids, window.start, size)
+
+    def _colours(self, window: Window, masks: Tensor) -> Tensor | None:
+        """[k, 3] RGB under each of k slots' masks [k, T_real, h, w] (:func:`mask_colours`), or None
+        when neither linking (``colour_weight``) nor merging (``merge_colour``) reads colours."""
+        merging_reads = self.infer.merge_iou is not None and self.infer.merge_colour < float("inf")
+        if not len(masks) or (self.infer.colour_weight == 0.0 and not merging_reads):
+            return None
+        frames = torch.stack([item[1] for item in window.items[: window.num_real]])  # [T_real, 3, H, W]
+        return mask_colours(frames, masks, self.data_config.mean, self.data_config.std)
+
+    def _colour_agreement(self, track_ids: Sequence[int], colours: Tensor | None) -> Tensor | None:
+        """[p, q] agreement in [0, 1] of each of p tracks' colours with each of q slots' (colours:
+        [q, 3]; :func:`colour_agreement`); None when colour plays no part in linking."""
+        if colours is None or self.infer.colour_weight == 0.0:
+            return None
+        return colour_agreement(self.colours.of(track_ids), colours, self.infer.colour_scale)
 
     def _merged(
-        self, prediction: WindowPrediction, slots: np.ndarray, num_real: int
+        self, prediction: WindowPrediction, slots: np.ndarray, num_real: int, colours: Tensor | None
     ) -> tuple[WindowPrediction, np.ndarray]:
         """``prediction`` with each group of copies (:func:`merge_copies`) folded into its lead slot,
         whose mask becomes the group's union (the largest logit of each pixel); the other members'
-        masks are emptied. Returns it and the slots still active. slots: [k] active slot indices."""
+        masks are emptied. Returns it and the positions in ``slots`` of the slots still active (a
+        lead keeps its own colour: its copies' lie within ``merge_colour`` of it).
+
+        Args:
+            slots: [k] active slot indices; colours: [k, 3] their colours or None.
+        """
         logits = prediction.mask_logits[slots, :num_real]  # [k, T_real, h, w]
         scores = prediction.scores[slots, :num_real].mean(1)
         classes = majority_class(prediction.labels[slots, :num_real])
-        groups = merge_copies(logits > self.logit_thr, scores, classes, self.infer.merge_iou)
+        groups = merge_copies(
+            logits > self.logit_thr, scores, classes, self.infer.merge_iou, colours, self.infer.merge_colour
+        )
         if all(len(group) == 1 for group in groups):
-            return prediction, slots
+            return prediction, np.arange(len(slots))
         merged = prediction.mask_logits.clone()  # [n, T, h, w]
         for lead, *copies in groups:
             for copy in copies:
                 merged[slots[lead]] = torch.maximum(merged[slots[lead]], merged[slots[copy]])
                 merged[slots[copy]] = EMPTY_LOGIT
-        kept = np.array(sorted(slots[group[0]] for group in groups), dtype=slots.dtype)
-        return replace(prediction, mask_logits=merged), kept
+        return replace(prediction, mask_logits=merged), np.array([group[0] for group in groups])
 
     def _continue_tracks(
         self,
@@ -288,12 +320,14 @@ class VideoSegmenter:
         prediction: WindowPrediction,
         slots: np.ndarray,
         classes: Tensor,
+        colours: Tensor | None = None,
     ) -> list[int | None]:
         """The track id each kept slot continues from ``previous`` (None: not linked), by the rule of
         :mod:`vistr_core.inference.tracker`.
 
         Args:
-            slots: [k] indices of the window's kept slots; classes: [k] their majority classes.
+            slots: [k] indices of the window's kept slots; classes: [k] their majority classes;
+                colours: [k, 3] their colours, or None.
         """
         ids: list[int | None] = [None] * len(slots)
         if previous is None or not len(slots) or not len(previous.slots):
@@ -305,36 +339,51 @@ class VideoSegmenter:
         a = previous.prediction.mask_logits[previous.slots, offset : offset + shared] > self.logit_thr
         b = prediction.mask_logits[slots, :shared] > self.logit_thr
         iou = sequence_iou(a, b)
+        same_slot = torch.from_numpy(previous.slots[:, None] == slots[None, :]).float()
+        agreement = self._colour_agreement(previous.track_ids, colours)
+        penalty = None
+        if agreement is not None:  # a slot that shows another colour holds another object
+            penalty = self.infer.colour_weight * (1.0 - agreement)
+            same_slot = same_slot * agreement
         pairs = link_slots(
             iou,
             previous.classes,
             classes,
             link_iou=self.infer.link_iou,
             class_penalty=self.infer.class_penalty,
-            same_slot=torch.from_numpy(previous.slots[:, None] == slots[None, :]),
+            same_slot=same_slot,
             slot_bonus=self.infer.slot_bonus,
+            penalty=penalty,
         )
         for i, j in pairs:
             ids[j] = previous.track_ids[i]
             differ = bool(previous.classes[i] != classes[j])
-            self._record_link(previous.track_ids[i], window.start, "window", float(iou[i, j]), differ)
+            colour = 0.0 if penalty is None else float(penalty[i, j])
+            self._record_link(previous.track_ids[i], window.start, "window", float(iou[i, j]), differ, colour)
         return ids
 
     def _resume_after_gaps(
-        self, window: Window, masks: Tensor, classes: Tensor, ids: list[int | None]
+        self,
+        window: Window,
+        masks: Tensor,
+        classes: Tensor,
+        ids: list[int | None],
+        colours: Tensor | None = None,
     ) -> None:
         """Unlinked slots resume tracks that vanished shortly before (fills ``ids`` in place).
 
         Args:
-            masks: [k, T_real, h, w] bool masks of the window's k active slots; classes: [k] their
-                majority classes; ids: [k] their track ids so far, None for the unlinked ones.
+            masks: [k, T_real, h, w] bool masks of the window's k kept slots; classes: [k] their
+                majority classes; ids: [k] their track ids so far, None for the unlinked ones;
+                colours: [k, 3] their colours, or None.
 
         Candidates: tracks not continued in this window with at most ``max_gap`` frames between
         their last mask and the slot's first one (``max_gap`` 0 disables resuming). Hungarian
-        matching on the box IoU of those two masks minus ``class_penalty`` across classes, kept at
-        ``resume_iou``. Boxes, not masks, and a low threshold: an object lost for a few windows has
-        moved and changed shape, and the mask IoU of two frames apart says little (measured on long
-        held-out videos, README "Long videos").
+        matching on the generalized box IoU of those two masks minus ``class_penalty`` across
+        classes and the colour penalty, kept at ``resume_iou``. Boxes, not masks, and a threshold
+        below 0 (boxes a little apart): an object lost for a few windows has moved and changed
+        shape, and the mask IoU of two frames apart says little (measured on long held-out videos,
+        README "Long videos").
         """
         free = [j for j, tid in enumerate(ids) if tid is None]
         taken = set(ids)
@@ -342,25 +391,33 @@ class VideoSegmenter:
         if not free or not lost or self.max_gap == 0:
             return
         first = _first_masks(window, masks[free])
-        iou = box_iou(
+        iou = generalized_box_iou(
             torch.stack([seen.box for _, seen in lost]), mask_boxes(torch.stack([m for _, m in first]))
         )
         gaps = torch.tensor([[position - seen.position - 1 for position, _ in first] for _, seen in lost])
-        iou[(gaps < 0) | (gaps > self.max_gap)] = -1.0  # cannot link: overlapping in time, or too old
+        iou[(gaps < 0) | (gaps > self.max_gap)] = -3.0  # cannot link: overlapping in time, or too old
+        agreement = self._colour_agreement(
+            [tid for tid, _ in lost], None if colours is None else colours[free]
+        )
+        penalty = None if agreement is None else self.infer.colour_weight * (1.0 - agreement)
         pairs = link_slots(
             iou,
             torch.tensor([seen.label for _, seen in lost]),
             classes[free],
             link_iou=self.infer.resume_iou,
             class_penalty=self.infer.class_penalty,
+            penalty=penalty,
         )
         for i, k in pairs:
             ids[free[k]] = lost[i][0]
             differ = lost[i][1].label != int(classes[free[k]])
-            self._record_link(lost[i][0], first[k][0], "gap", float(iou[i, k]), differ)
+            colour = 0.0 if penalty is None else float(penalty[i, k])
+            self._record_link(lost[i][0], first[k][0], "gap", float(iou[i, k]), differ, colour)
 
-    def _record_link(self, track_id: int, position: int, kind: str, iou: float, differ: bool) -> None:
-        affinity = iou - self.infer.class_penalty * differ
+    def _record_link(
+        self, track_id: int, position: int, kind: str, iou: float, differ: bool, colour: float
+    ) -> None:
+        affinity = iou - self.infer.class_penalty * differ - colour
         self.links.append(LinkRecord(track_id, position, kind, round(iou, 4), round(affinity, 4)))
 
     def _remember(self, window: Window, masks: Tensor, classes: Tensor, track_ids: list[int]) -> None:

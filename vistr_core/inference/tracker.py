@@ -6,10 +6,12 @@ Linking rule (consecutive windows share their overlapping frames; resuming a tra
 - A slot *takes part* in a window when its mask is non-empty in at least one real frame there.
 - For each pair (slot i of the earlier window, slot j of the later one) the affinity is the mask IoU
   summed over the shared frames (sum of intersections / sum of unions, computed on the model's 1/4
-  resolution masks) minus ``class_penalty`` when the two slots' majority classes differ.
+  resolution masks) minus ``class_penalty`` when the two slots' majority classes differ, minus the
+  colour penalty between slot i's track and slot j (:mod:`vistr_core.inference.appearance`).
 - One-to-one assignment maximizing the total affinity plus ``slot_bonus`` for each pair of the same
-  query slot (``scipy.optimize.linear_sum_assignment``); a pair is linked only if its affinity,
-  without the bonus, is at least ``link_iou``. Every slot left unlinked starts a new track.
+  query slot, scaled by the agreement of the two sides' colours
+  (``scipy.optimize.linear_sum_assignment``); a pair is linked only if its affinity, without the
+  bonus, is at least ``link_iou``. Every slot left unlinked starts a new track.
 
 Why the bonus: slot i of every window is the same learned instance query, and a query that found an
 object tends to find it again in the next window. When the masks alone are ambiguous (a briefly
@@ -24,6 +26,7 @@ every frame); its class is the most frequent per-frame class (ties: the lowest i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,22 +78,36 @@ def suppress_duplicates(masks: Tensor, scores: Tensor, iou_thr: float) -> list[i
     return [group[0] for group in merge_copies(masks, scores, one_class, iou_thr)]
 
 
-def merge_copies(masks: Tensor, scores: Tensor, classes: Tensor, iou_thr: float) -> list[list[int]]:
+def merge_copies(
+    masks: Tensor,
+    scores: Tensor,
+    classes: Tensor,
+    iou_thr: float,
+    colours: Tensor | None = None,
+    colour_tol: float = math.inf,
+) -> list[list[int]]:
     """Groups of one window's instances that are copies of one object, for merging into one.
 
     A model trained briefly often splits one object over several slots of one class, each covering
     part of it; over a long video the slots then take turns on the object and its track breaks
     (README "Long videos"). Instances are taken by decreasing score; each still free instance of
     the same majority class whose masks overlap the taken one's by more than ``iou_thr``
-    (:func:`sequence_iou` over the window's frames) joins its group.
+    (:func:`sequence_iou` over the window's frames) and whose colour lies within ``colour_tol`` of
+    its colour joins its group: copies of one object share its colour, while two look-alikes side by
+    side, whose masks overlap where they touch, usually differ in colour.
 
     Args:
         masks: [k, t, h, w] bool; scores: [k] window scores; classes: [k] majority classes.
+        colours: [k, 3] RGB of each instance (:func:`~vistr_core.inference.appearance.mask_colours`;
+            NaN = unknown, never keeps two apart) or None (colour plays no part).
     Returns:
         the groups, each led by its best-scoring instance, ordered by that instance's index.
     """
     order = torch.argsort(scores.cpu(), descending=True, stable=True).tolist()
     iou = sequence_iou(masks, masks).cpu()
+    if colours is not None and colour_tol < math.inf:
+        apart = torch.nan_to_num(torch.cdist(colours.float(), colours.float()), nan=0.0) > colour_tol
+        iou = iou.masked_fill(apart, 0.0)
     grouped: set[int] = set()
     groups: list[list[int]] = []
     for lead in order:
@@ -126,19 +143,25 @@ def link_slots(
     class_penalty: float,
     same_slot: Tensor | None = None,
     slot_bonus: float = 0.0,
+    penalty: Tensor | None = None,
 ) -> list[tuple[int, int]]:
     """Pairs ``(i, j)`` linking earlier slots to later ones.
 
     Args:
         iou: [p, q] sequence IoU over the shared frames.
         classes_a: [p] majority class of each earlier slot; classes_b: [q] of each later slot.
-        same_slot: [p, q] bool, True where both come from the same query slot; such pairs get
-            ``slot_bonus`` in the assignment, not in the ``link_iou`` threshold (module docstring).
+        same_slot: [p, q] bool or float in [0, 1], where both come from the same query slot; such
+            pairs get that share of ``slot_bonus`` in the assignment, not in the ``link_iou``
+            threshold (module docstring).
+        penalty: [p, q] to subtract from the affinity as well (the colour penalty), or None.
     """
     if iou.numel() == 0:
         return []
     differ = (classes_a[:, None] != classes_b[None, :]).float()
-    affinity = (iou.cpu().float() - class_penalty * differ).numpy()
+    affinity = iou.cpu().float() - class_penalty * differ
+    if penalty is not None:
+        affinity = affinity - penalty.cpu().float()
+    affinity = affinity.numpy()
     preference = affinity if same_slot is None else affinity + slot_bonus * same_slot.cpu().float().numpy()
     rows, cols = linear_sum_assignment(preference, maximize=True)
     return [(int(i), int(j)) for i, j in zip(rows, cols, strict=True) if affinity[i, j] >= link_iou]
