@@ -136,14 +136,16 @@ def test_segment_passes_the_linking_options_and_refuses_bad_ones(tmp_path, runne
     video = write_scene_video(tmp_path / "v.mp4", 12)
     out = tmp_path / "out"
     options = ["--max-gap", "5", "--resume-iou", "0.3", "--coverage-power", "0", "--slot-bonus", "0"]
+    options += ["--colour-weight", "0.7", "--merge-colour", "inf"]
     result = runner.invoke(app, ["segment", str(video), "-o", str(out), "-c", "m.pth", *options])
     assert result.exit_code == 0, result.output
     infer = json.loads((out / "v" / "meta.json").read_text())["settings"]["infer"]
     assert (infer["max_gap"], infer["resume_iou"], infer["coverage_power"]) == (5, 0.3, 0.0)
-    assert infer["slot_bonus"] == 0.0
+    assert infer["slot_bonus"] == 0.0 and infer["colour_weight"] == 0.7
+    assert infer["merge_colour"] == float("inf")
     bad = runner.invoke(
         app, ["segment", str(video), "-o", str(tmp_path / "o2"), "-c", "m.pth", "--resume-iou", "1.5"]
     )
     assert bad.exit_code != 0
-    assert error_lines(bad.output) == ["error: --resume-iou must be in [0, 1], got 1.5"]
+    assert error_lines(bad.output) == ["error: --resume-iou must be in [-1, 1], got 1.5"]
     assert not (tmp_path / "o2").exists()
