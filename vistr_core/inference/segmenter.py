@@ -152,7 +152,6 @@ class _Pending:
     prediction: WindowPrediction
     slots: np.ndarray
     classes: Tensor  # [k] majority class of each kept slot, what the next window links against
-    colours: Tensor | None  # [k, 3] RGB under each kept slot's masks; None when colour plays no part
     track_ids: list[int]
     first_output: int
     size: tuple[int, int]
@@ -269,7 +268,7 @@ class VideoSegmenter:
                 self.colours.add(track_id, colour)
         size = window.items[0][2]
         self.size = self.size or size
-        return _Pending(window, prediction, slots, classes, colours, track_ids, window.start, size)
+        return _Pending(window, prediction, slots, classes, track_ids, window.start, size)
 
     def _colours(self, window: Window, masks: Tensor) -> Tensor | None:
         """[k, 3] RGB under each of k slots' masks [k, T_real, h, w] (:func:`mask_colours`), or None
@@ -311,7 +310,9 @@ class VideoSegmenter:
             for copy in copies:
                 merged[slots[lead]] = torch.maximum(merged[slots[lead]], merged[slots[copy]])
                 merged[slots[copy]] = EMPTY_LOGIT
-        return replace(prediction, mask_logits=merged), np.array([group[0] for group in groups])
+        return replace(prediction, mask_logits=merged), np.array(
+            [group[0] for group in groups], dtype=np.int64
+        )
 
     def _continue_tracks(
         self,
