@@ -248,11 +248,12 @@ class VideoSegmenter:
     def _link(self, previous: _Pending | None, window: Window, prediction: WindowPrediction) -> _Pending:
         """Give each active slot of ``window`` a track id, continuing ``previous``'s where they match."""
         slots = active_slots(prediction.mask_logits, window.num_real, self.logit_thr)
-        colours = self._colours(window, prediction.mask_logits[slots, : window.num_real] > self.logit_thr)
-        if self.infer.merge_iou is not None and len(slots) > 1:
-            prediction, kept = self._merged(prediction, slots, window.num_real, colours)
-            slots, colours = slots[kept], None if colours is None else colours[kept]
         masks = prediction.mask_logits[slots, : window.num_real] > self.logit_thr  # [k, T_real, h, w]
+        colours = self._colours(window, masks)
+        if self.infer.merge_iou is not None and len(slots) > 1:
+            prediction, kept = self._merged(prediction, slots, masks, colours)
+            slots, colours = slots[kept], None if colours is None else colours[kept]
+            masks = prediction.mask_logits[slots, : window.num_real] > self.logit_thr  # leads: unions
         if self.infer.dedup_iou is not None and len(slots) > 1:
             scores = prediction.scores[slots, : window.num_real].mean(1)
             kept = suppress_duplicates(masks, scores, self.infer.dedup_iou)
@@ -287,7 +288,7 @@ class VideoSegmenter:
         return colour_agreement(self.colours.of(track_ids), colours, self.infer.colour_scale)
 
     def _merged(
-        self, prediction: WindowPrediction, slots: np.ndarray, num_real: int, colours: Tensor | None
+        self, prediction: WindowPrediction, slots: np.ndarray, masks: Tensor, colours: Tensor | None
     ) -> tuple[WindowPrediction, np.ndarray]:
         """``prediction`` with each group of copies (:func:`merge_copies`) folded into its lead slot,
         whose mask becomes the group's union (the largest logit of each pixel); the other members'
@@ -295,14 +296,13 @@ class VideoSegmenter:
         lead keeps its own colour: its copies' lie within ``merge_colour`` of it).
 
         Args:
-            slots: [k] active slot indices; colours: [k, 3] their colours or None.
+            slots: [k] active slot indices; masks: [k, T_real, h, w] their thresholded masks;
+                colours: [k, 3] their colours or None.
         """
-        logits = prediction.mask_logits[slots, :num_real]  # [k, T_real, h, w]
+        num_real = masks.shape[1]
         scores = prediction.scores[slots, :num_real].mean(1)
         classes = majority_class(prediction.labels[slots, :num_real])
-        groups = merge_copies(
-            logits > self.logit_thr, scores, classes, self.infer.merge_iou, colours, self.infer.merge_colour
-        )
+        groups = merge_copies(masks, scores, classes, self.infer.merge_iou, colours, self.infer.merge_colour)
         if all(len(group) == 1 for group in groups):
             return prediction, np.arange(len(slots))
         merged = prediction.mask_logits.clone()  # [n, T, h, w]
