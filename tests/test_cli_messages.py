@@ -136,13 +136,27 @@ def test_segment_passes_the_linking_options_and_refuses_bad_ones(tmp_path, runne
     video = write_scene_video(tmp_path / "v.mp4", 12)
     out = tmp_path / "out"
     options = ["--max-gap", "5", "--resume-iou", "0.3", "--coverage-power", "0", "--slot-bonus", "0"]
-    options += ["--colour-weight", "0.7", "--merge-colour", "inf"]
+    options += ["--colour-weight", "0.7", "--merge-colour", "inf", "--relink-colour", "35"]
     result = runner.invoke(app, ["segment", str(video), "-o", str(out), "-c", "m.pth", *options])
     assert result.exit_code == 0, result.output
     infer = json.loads((out / "v" / "meta.json").read_text())["settings"]["infer"]
     assert (infer["max_gap"], infer["resume_iou"], infer["coverage_power"]) == (5, 0.3, 0.0)
     assert infer["slot_bonus"] == 0.0 and infer["colour_weight"] == 0.7
-    assert infer["merge_colour"] == float("inf")
+    assert infer["merge_colour"] == float("inf") and infer["relink_colour"] == 35.0
+    off = runner.invoke(
+        app, ["segment", str(video), "-o", str(tmp_path / "off"), "-c", "m.pth", "--relink-colour", "0"]
+    )
+    assert off.exit_code == 0, off.output
+    assert (
+        json.loads((tmp_path / "off" / "v" / "meta.json").read_text())["settings"]["infer"]["relink_colour"]
+        is None
+    )
+    negative = runner.invoke(
+        app, ["segment", str(video), "-o", str(tmp_path / "o3"), "-c", "m.pth", "--relink-colour", "-5"]
+    )
+    assert negative.exit_code != 0
+    assert error_lines(negative.output) == ["error: --relink-colour must be >= 0 (0 = off), got -5.0"]
+    assert not (tmp_path / "o3").exists()
     bad = runner.invoke(
         app, ["segment", str(video), "-o", str(tmp_path / "o2"), "-c", "m.pth", "--resume-iou", "1.5"]
     )

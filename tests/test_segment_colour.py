@@ -91,7 +91,7 @@ def _columns(segmentation) -> set[int]:
 def test_colour_keeps_each_look_alike_on_its_own_track(tmp_path):
     video = _look_alikes_video(tmp_path / "pair.mp4")
     for weight, swapped in ((0.0, True), (InferConfig.colour_weight, False)):
-        tracks = _tracks(tmp_path, video, LookAlikesModel(), colour_weight=weight)
+        tracks = _tracks(tmp_path, video, LookAlikesModel(), colour_weight=weight, relink_colour=None)
         assert len(tracks) == 2
         for track in tracks:
             first, last = _columns(track["segmentations"][0]), _columns(track["segmentations"][-1])

@@ -112,7 +112,7 @@ def test_a_track_resumes_after_a_short_gap(tmp_path, limit):
     outputs = {}
     for max_gap in (limit, 4, 0):
         out = tmp_path / f"gap{max_gap}"
-        infer = InferConfig(overlap=2, max_gap=max_gap)
+        infer = InferConfig(overlap=2, max_gap=max_gap, relink_colour=None)  # the window rule alone
         segment_videos([video], out, model=ColorSlotModel(8), infer=infer, device="cpu")
         outputs[max_gap] = json.loads((out / "gap" / "results.json").read_text())
     resumed = [r for r in outputs[limit] if r["category_id"] == 1]
@@ -134,11 +134,16 @@ def test_a_track_does_not_resume_after_a_longer_gap(tmp_path):
     """Red hidden for 28 frames, more than the default --max-gap (24 for T = 8) plus half the overlap."""
     assert default_max_gap(8) == 24 and default_max_gap(36) == 36
     video = write_scene_video(tmp_path / "gap.mp4", 80, speed=0.5, hidden={0: range(30, 58)})
-    segment_videos(
-        [video], tmp_path / "o", model=ColorSlotModel(8), infer=InferConfig(overlap=2), device="cpu"
-    )
-    results = json.loads((tmp_path / "o" / "gap" / "results.json").read_text())
-    assert sorted(r["category_id"] for r in results) == [1, 1, 2, 3]
+    counts = {}
+    for relink_colour in (None, InferConfig.relink_colour):
+        out = tmp_path / f"o{relink_colour}"
+        infer = InferConfig(overlap=2, relink_colour=relink_colour)
+        segment_videos([video], out, model=ColorSlotModel(8), infer=infer, device="cpu")
+        results = json.loads((out / "gap" / "results.json").read_text())
+        counts[relink_colour] = sorted(r["category_id"] for r in results)
+    assert counts[None] == [1, 1, 2, 3]
+    # re-linking (the default) sees both pieces whole and waits up to 4 x --max-gap: one red track
+    assert counts[InferConfig.relink_colour] == [1, 2, 3]
 
 
 @pytest.mark.parametrize(
@@ -157,7 +162,7 @@ def test_a_moved_track_resumes_on_its_box_overlap(tmp_path, hidden, resumes_at, 
     counts = {}
     for resume_iou in (resumes_at, splits_at):
         out = tmp_path / f"r{resume_iou}"
-        infer = InferConfig(overlap=2, resume_iou=resume_iou)
+        infer = InferConfig(overlap=2, resume_iou=resume_iou, relink_colour=None)  # the rule alone
         segment_videos([video], out, model=ColorSlotModel(8), infer=infer, device="cpu")
         results = json.loads((out / "moved" / "results.json").read_text())
         counts[resume_iou] = sorted(r["category_id"] for r in results)

@@ -117,6 +117,15 @@ ColourWeightOpt = Annotated[
         "(median RGB under its masks) and an instance's differ (0 = masks, classes and slots only).",
     ),
 ]
+RelinkColourOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--relink-colour",
+        help="Once a video is done, cut tracks where their colour (median RGB under the masks) changes "
+        "by this much for good and rejoin the pieces that continue each other in colour, class and place: "
+        "undoes identity switches between look-alikes (0 = off).",
+    ),
+]
 CoveragePowerOpt = Annotated[
     float,
     typer.Option(

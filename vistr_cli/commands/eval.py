@@ -23,6 +23,7 @@ from vistr_cli.options import (
     MergeColourOpt,
     MergeOpt,
     PrecisionOpt,
+    RelinkColourOpt,
     SlotBonusOpt,
     ThreadsOpt,
     precision_choice,
@@ -70,6 +71,7 @@ def evaluate(
     merge_iou: MergeOpt = None,
     merge_colour: MergeColourOpt = InferConfig.merge_colour,
     colour_weight: ColourWeightOpt = InferConfig.colour_weight,
+    relink_colour: RelinkColourOpt = InferConfig.relink_colour,
     coverage_power: CoveragePowerOpt = InferConfig.coverage_power,
     json_out: Annotated[
         Path | None,
@@ -109,11 +111,12 @@ def evaluate(
             or coverage_power != InferConfig.coverage_power
             or merge_colour != InferConfig.merge_colour
             or colour_weight != InferConfig.colour_weight
+            or relink_colour != InferConfig.relink_colour
             or any(option is not None for option in model_options)
         ):
             raise ConfigError(
                 "--device, --precision, --amp, --threads, --link-iou, --slot-bonus, --dedup-iou, --merge-iou, "
-                "--merge-colour, --colour-weight and --coverage-power "
+                "--merge-colour, --colour-weight, --relink-colour and --coverage-power "
                 "only apply with --data/--checkpoint; drop them to score a file"
             )
         _refuse_outputs([json_out, per_video], force)
@@ -135,6 +138,7 @@ def evaluate(
                 merge_iou=merge_iou,
                 merge_colour=merge_colour,
                 colour_weight=colour_weight,
+                relink_colour=relink_colour,
                 coverage_power=coverage_power,
             ),
             json_out,

@@ -25,6 +25,7 @@ from vistr_cli.options import (
     MergeColourOpt,
     MergeOpt,
     PrecisionOpt,
+    RelinkColourOpt,
     SlotBonusOpt,
     ThreadsOpt,
     precision_choice,
@@ -92,6 +93,7 @@ def segment(
     merge_iou: MergeOpt = None,
     merge_colour: MergeColourOpt = InferConfig.merge_colour,
     colour_weight: ColourWeightOpt = InferConfig.colour_weight,
+    relink_colour: RelinkColourOpt = InferConfig.relink_colour,
     window_batch: Annotated[
         int, typer.Option(help="Windows per forward pass (more = faster, more memory).")
     ] = 1,
@@ -151,6 +153,7 @@ def segment(
             merge_iou=merge_iou,
             merge_colour=merge_colour,
             colour_weight=colour_weight,
+            relink_colour=relink_colour,
         )
         frames = FrameRange(start, end, stride)
         cpu_threads = thread_setting(threads)

@@ -302,7 +302,13 @@ class _Job:
         size = segmenter.size or (video.height, video.width)
         categories = segmenter.model.categories
         results = build_results(
-            spool, tracks, num_frames=count, size=size, video_id=video_id, categories=categories
+            spool,
+            tracks,
+            num_frames=count,
+            size=size,
+            video_id=video_id,
+            categories=categories,
+            linked_id=segmenter.linked_id,
         )
         write_results(folder / "results.json", results)
         indices = [f.index for f in segmenter.frames]
@@ -315,6 +321,7 @@ class _Job:
             categories=categories,
             png=outputs.png,
             mots=outputs.mots,
+            linked_id=segmenter.linked_id,
         )
         spool.unlink()
         if outputs.render:

@@ -31,9 +31,11 @@ from ..data.transforms import preprocess_frames
 from ..engine.device import resolve_precision, select_device
 from .appearance import TrackColours, colour_agreement, mask_colours
 from .predictor import WindowPrediction, WindowPredictor, mask_logit_threshold, upsample_masks
+from .relink import Relinking, WindowEntry, linked_id, relink
 from .tracker import (
     FinalTrack,
     TrackBook,
+    TrackStats,
     active_slots,
     link_slots,
     majority_class,
@@ -52,6 +54,22 @@ PREFETCH_FRAMES = 8
 MIN_DEFAULT_GAP = 24
 """Frames a lost track waits to be resumed, at least (about a second of video)."""
 
+
+RELINK_SPAN = 3
+"""Windows on each side of a colour step that re-linking compares (:mod:`vistr_core.inference.relink`):
+one window's colour may be a mixture where look-alikes cross, the median of three outvotes it."""
+
+RELINK_GAP_FACTOR = 4
+"""Re-linking joins pieces up to this many times ``max_gap`` frames apart (96 by default): seeing
+both pieces whole, it can wait longer for an object than the window rule, which decides at once."""
+
+RELINK_GIOU = -0.5
+"""Smallest generalized box IoU between a piece's last mask and the next one's first that
+re-linking joins: looser than resuming (``resume_iou``), because the gaps it bridges are longer."""
+
+RELINK_OVERLAP = 2
+"""Windows by which a piece may start before the one it continues ends: where two slots hand an
+object over, both cover it for a window or two."""
 
 EMPTY_LOGIT = -1.0e4
 """Mask logit of a slot folded into another (:meth:`VideoSegmenter._merged`): below any threshold."""
@@ -191,6 +209,9 @@ class VideoSegmenter:
         self.model_calls = 0
         self.links: list[LinkRecord] = []  # provisional ids; see links()
         self.frame_stats: dict[int, dict[int, tuple[float, int]]] = {}  # id -> position -> score, label
+        self.history: dict[int, list[WindowEntry]] = {}  # what re-linking reads (relink_colour)
+        self.frame_log: dict[int, list[tuple[int, float, int, bool]]] = {}  # id -> its add_frame calls
+        self.relinking: Relinking | None = None
 
     def stream(self, frames: Iterable[FrameLike]) -> Iterator[WindowResult]:
         """Segment a stream of frames, yielding each window's output frames as soon as they are final.
@@ -200,6 +221,7 @@ class VideoSegmenter:
         self.book, self.last_seen, self.frames, self.size = TrackBook(), {}, [], None
         self.colours = TrackColours()
         self.links, self.frame_stats = [], {}
+        self.history, self.frame_log, self.relinking = {}, {}, None
         items = prefetch(self._prepared(frames), depth=PREFETCH_FRAMES)
         pending: _Pending | None = None
         try:
@@ -219,7 +241,12 @@ class VideoSegmenter:
             items.close()
 
     def tracks(self) -> list[FinalTrack]:
-        """The final tracks of the last streamed video (filters of ``infer`` applied, ids 1..K)."""
+        """The final tracks of the last streamed video (filters of ``infer`` applied, ids 1..K).
+
+        With ``relink_colour``, the tracks are first re-linked (:meth:`_relink`): a FinalTrack's
+        ``provisional_id`` is then a linked id; :meth:`linked_id` maps the streamed ids to it."""
+        if self.infer.relink_colour is not None and self.relinking is None:
+            self._relink()
         return self.book.finalize(
             score_thr=self.infer.score_thr,
             min_track_len=self.infer.min_track_len,
@@ -227,6 +254,47 @@ class VideoSegmenter:
             video_frames=len(self.frames),
             coverage_power=self.infer.coverage_power,
         )
+
+    def linked_id(self, provisional_id: int, position: int) -> int:
+        """The id that a streamed frame's ``provisional_id`` at stream ``position`` has in
+        :meth:`tracks` (itself unless the video was re-linked)."""
+        if self.relinking is None:
+            return provisional_id
+        return linked_id(self.relinking.parts[provisional_id], position)
+
+    def _relink(self) -> None:
+        """Re-link the streamed video's tracks (:func:`vistr_core.inference.relink.relink`) and rebuild
+        what is kept per track (statistics, per-frame scores, link records) under the linked ids."""
+        colour = float(self.infer.relink_colour)
+        self.relinking = relink(
+            self.history,
+            span=RELINK_SPAN,
+            cut_colour=colour,
+            join_colour=colour,
+            max_gap=RELINK_GAP_FACTOR * self.max_gap,
+            min_giou=RELINK_GIOU,
+            scale=self.infer.colour_scale,
+            overlap=RELINK_OVERLAP,
+        )
+        calls = sorted(
+            (position, self.linked_id(tid, position), score, label, nonempty)
+            for tid, frames in self.frame_log.items()
+            for position, score, label, nonempty in frames
+        )
+        self.book, self.frame_stats = TrackBook(), {}
+        for position, tid, score, label, nonempty in calls:
+            self.book.tracks.setdefault(tid, TrackStats(tid)).add_frame(position, score, label, nonempty)
+            if nonempty:
+                self.frame_stats.setdefault(tid, {})[position] = (score, label)
+        self.links = [replace(r, track_id=self.linked_id(r.track_id, r.position)) for r in self.links]
+        for join in self.relinking.joins:
+            affinity = join.giou - self.infer.colour_weight * min(
+                join.distance / self.infer.colour_scale, 1.0
+            )
+            self.links.append(
+                LinkRecord(join.linked_id, join.position, "relink", round(join.giou, 4), round(affinity, 4))
+            )
+        self.links.sort(key=lambda r: (r.position, r.track_id))
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -267,15 +335,20 @@ class VideoSegmenter:
         if colours is not None:
             for track_id, colour in zip(track_ids, colours, strict=True):
                 self.colours.add(track_id, colour)
+        if self.infer.relink_colour is not None:
+            owns_from = window.start if previous is None else ownership_cut(previous.window, window) + 1
+            self._record_history(window, owns_from, masks, classes, track_ids, colours)
         size = window.items[0][2]
         self.size = self.size or size
         return _Pending(window, prediction, slots, classes, track_ids, window.start, size)
 
     def _colours(self, window: Window, masks: Tensor) -> Tensor | None:
         """[k, 3] RGB under each of k slots' masks [k, T_real, h, w] (:func:`mask_colours`), or None
-        when neither linking (``colour_weight``) nor merging (``merge_colour``) reads colours."""
+        when neither linking (``colour_weight``), merging (``merge_colour``) nor re-linking reads
+        colours."""
         merging_reads = self.infer.merge_iou is not None and self.infer.merge_colour < float("inf")
-        if not len(masks) or (self.infer.colour_weight == 0.0 and not merging_reads):
+        relinking = self.infer.relink_colour is not None
+        if not len(masks) or (self.infer.colour_weight == 0.0 and not merging_reads and not relinking):
             return None
         frames = torch.stack([item[1] for item in window.items[: window.num_real]])  # [T_real, 3, H, W]
         return mask_colours(frames, masks, self.data_config.mean, self.data_config.std)
@@ -421,6 +494,35 @@ class VideoSegmenter:
         affinity = iou - self.infer.class_penalty * differ - colour
         self.links.append(LinkRecord(track_id, position, kind, round(iou, 4), round(affinity, 4)))
 
+    def _record_history(
+        self,
+        window: Window,
+        owns_from: int,
+        masks: Tensor,
+        classes: Tensor,
+        track_ids: list[int],
+        colours: Tensor | None,
+    ) -> None:
+        """One :class:`WindowEntry` per kept slot for re-linking: masks [k, T_real, h, w] bool,
+        classes [k], colours [k, 3] (None only for a window without kept slots)."""
+        present = masks.flatten(2).any(2)  # [k, T_real]; every kept slot has a mask somewhere
+        for k, track_id in enumerate(track_ids):
+            frames = torch.nonzero(present[k]).flatten()
+            first, last = int(frames[0]), int(frames[-1])
+            boxes = mask_boxes(masks[k, [first, last]])  # [2, 4]
+            self.history.setdefault(track_id, []).append(
+                WindowEntry(
+                    window=window.index,
+                    owns_from=owns_from,
+                    first=window.start + first,
+                    last=window.start + last,
+                    label=int(classes[k]),
+                    colour=colours[k] if colours is not None else torch.full((3,), float("nan")),
+                    first_box=boxes[0],
+                    last_box=boxes[1],
+                )
+            )
+
     def _remember(self, window: Window, masks: Tensor, classes: Tensor, track_ids: list[int]) -> None:
         """Record each track's last non-empty mask in this window; forget tracks lost too long ago.
 
@@ -456,9 +558,10 @@ class VideoSegmenter:
             masks = upsample_masks(pred.mask_logits[slots[keep], t], pending.size, self.logit_thr).numpy()
             nonempty = dict(zip(keep.tolist(), masks.any(axis=(1, 2)).tolist(), strict=True))
             for k, track_id in enumerate(pending.track_ids):
-                self.book.tracks[track_id].add_frame(
-                    position, float(scores[k]), int(labels[k]), nonempty.get(k, False)
-                )
+                call = (position, float(scores[k]), int(labels[k]), nonempty.get(k, False))
+                self.book.tracks[track_id].add_frame(*call)
+                if self.infer.relink_colour is not None:  # replayed under the linked ids
+                    self.frame_log.setdefault(track_id, []).append(call)
                 if nonempty.get(k, False):  # what review reads: score and class per shown frame
                     self.frame_stats.setdefault(track_id, {})[position] = (float(scores[k]), int(labels[k]))
             frames.append(

@@ -49,8 +49,24 @@ def predict_video(segmenter: VideoSegmenter, index: YTVISIndex, video: VideoInfo
         for frame in result.frames:
             _collect(segmentations, frame.frame, frame.track_ids, frame.masks, video.length)
     tracks = segmenter.tracks()
+    segmentations = _linked(segmentations, segmenter, video.length)
     final = {t.track_id: segmentations.get(t.provisional_id, [None] * video.length) for t in tracks}
     return track_entries(tracks, final, video_id=video.id, categories=segmenter.model.categories)
+
+
+def _linked(
+    segmentations: dict[int, list[dict[str, Any] | None]], segmenter: VideoSegmenter, length: int
+) -> dict[int, list[dict[str, Any] | None]]:
+    """The streamed per-track RLEs under the ids of :meth:`VideoSegmenter.tracks` (re-linking may
+    give a streamed track's frames to several tracks, and several streamed tracks' to one)."""
+    if segmenter.relinking is None:
+        return segmentations
+    linked: dict[int, list[dict[str, Any] | None]] = {}
+    for provisional, frames in segmentations.items():
+        for position, rle in enumerate(frames):
+            if rle is not None:
+                linked.setdefault(segmenter.linked_id(provisional, position), [None] * length)[position] = rle
+    return linked
 
 
 def _collect(

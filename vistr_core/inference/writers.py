@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -64,12 +64,18 @@ class SpoolWriter:
         self.close()
 
 
-def read_spool(path: Path) -> Iterator[tuple[int, list[list[Any]]]]:
-    """``(position, [[provisional_id, score, counts], ...])`` per frame, in write order."""
+def read_spool(
+    path: Path, linked_id: Callable[[int, int], int] | None = None
+) -> Iterator[tuple[int, list[list[Any]]]]:
+    """``(position, [[provisional_id, score, counts], ...])`` per frame, in write order; with
+    ``linked_id(provisional_id, position)`` (re-linking), its ids instead of the streamed ones."""
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             record = json.loads(line)
-            yield record["p"], record["i"]
+            position, instances = record["p"], record["i"]
+            if linked_id is not None:
+                instances = [[linked_id(p, position), s, c] for p, s, c in instances]
+            yield position, instances
 
 
 def build_results(
@@ -80,12 +86,14 @@ def build_results(
     size: tuple[int, int],
     video_id: int,
     categories: CategoryMap,
+    linked_id: Callable[[int, int], int] | None = None,
 ) -> list[dict[str, Any]]:
-    """The YouTube-VIS results list: one entry per track, one RLE or null per processed frame."""
+    """The YouTube-VIS results list: one entry per track, one RLE or null per processed frame
+    (``linked_id``: see :func:`read_spool`)."""
     by_provisional = {t.provisional_id: t for t in tracks}
     segmentations: dict[int, list[dict[str, Any] | None]] = {t.track_id: [None] * num_frames for t in tracks}
     height, width = size
-    for position, instances in read_spool(spool):
+    for position, instances in read_spool(spool, linked_id):
         for provisional, _score, counts in instances:
             track = by_provisional.get(provisional)
             if track is not None:
@@ -161,8 +169,10 @@ def write_frame_outputs(
     categories: CategoryMap,
     png: bool,
     mots: bool,
+    linked_id: Callable[[int, int], int] | None = None,
 ) -> None:
-    """``masks/NNNNN.png`` and/or ``tracks.mots.txt`` from one pass over the spool."""
+    """``masks/NNNNN.png`` and/or ``tracks.mots.txt`` from one pass over the spool (``linked_id``:
+    see :func:`read_spool`)."""
     if not (png or mots):
         return
     by_provisional = {t.provisional_id: t for t in tracks}
@@ -173,7 +183,7 @@ def write_frame_outputs(
         mots_file = (
             stack.enter_context(open(out_dir / "tracks.mots.txt", "w", encoding="utf-8")) if mots else None
         )
-        for position, instances in read_spool(spool):
+        for position, instances in read_spool(spool, linked_id):
             labels = label_map(instances, by_provisional, size)
             index = frame_indices[position]
             if png:

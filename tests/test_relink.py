@@ -1,0 +1,198 @@
+"""Re-linking a finished video's tracks by colour (vistr_core.inference.relink)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vistr_core.inference.relink import WindowEntry, colour_steps, cut_tracks, linked_id, relink
+
+RED, BLUE, GREEN = (200.0, 30.0, 30.0), (150.0, 40.0, 90.0), (30.0, 200.0, 30.0)
+STRIDE = 3  # stream positions between window starts (T = 4, overlap 1)
+
+
+def _entry(window: int, colour, box=(10.0, 10.0, 20.0, 20.0), label: int = 0) -> WindowEntry:
+    start = window * STRIDE
+    return WindowEntry(
+        window=window,
+        owns_from=start + (1 if window else 0),
+        first=start,
+        last=start + 3,
+        label=label,
+        colour=torch.tensor(colour),
+        first_box=torch.tensor(box),
+        last_box=torch.tensor(box),
+    )
+
+
+def _track(windows, colours, **kwargs) -> list[WindowEntry]:
+    return [_entry(w, c, **kwargs) for w, c in zip(windows, colours, strict=True)]
+
+
+SETTINGS = {
+    "span": 3,
+    "cut_colour": 30.0,
+    "join_colour": 30.0,
+    "max_gap": 24,
+    "min_giou": -0.2,
+    "scale": 64.0,
+}
+
+
+def test_colour_steps_finds_one_lasting_step_only():
+    switched = _track(range(12), [RED] * 6 + [BLUE] * 6)
+    assert colour_steps(switched, span=3, threshold=30.0) == [6]
+    assert colour_steps(_track(range(12), [RED] * 12), span=3, threshold=30.0) == []
+    # one stray window is outvoted by the medians on either side: no cut
+    stray = _track(range(12), [RED] * 5 + [BLUE] + [RED] * 6)
+    assert colour_steps(stray, span=3, threshold=30.0) == []
+    # too short to tell a step from a stray
+    assert colour_steps(_track(range(5), [RED] * 2 + [BLUE] * 3), span=3, threshold=30.0) == []
+    # a step smaller than the threshold stays
+    near = _track(range(12), [RED] * 6 + [(210.0, 40.0, 40.0)] * 6)
+    assert colour_steps(near, span=3, threshold=30.0) == []
+
+
+def test_unknown_colours_never_cut():
+    entries = _track(range(12), [RED] * 6 + [(math.nan,) * 3] * 6)
+    assert colour_steps(entries, span=3, threshold=30.0) == []
+
+
+def test_two_tracks_that_swapped_are_swapped_back():
+    one = _track(range(12), [RED] * 6 + [BLUE] * 6)
+    two = _track(range(12), [BLUE] * 6 + [RED] * 6)
+    parts = relink({1: one, 2: two}, **SETTINGS).parts
+    cut = one[6].owns_from
+    red = {linked_id(parts[1], 0), linked_id(parts[2], cut)}
+    blue = {linked_id(parts[2], 0), linked_id(parts[1], cut)}
+    assert len(red) == 1 and len(blue) == 1 and red != blue
+    assert linked_id(parts[1], cut - 1) == linked_id(parts[1], 0)
+
+
+def test_a_switch_to_a_newcomer_goes_back_to_the_lost_track():
+    """Track 1 follows red, then takes over blue (whose track 2 ends there); red goes on as track 3."""
+    one = _track(range(12), [RED] * 6 + [BLUE] * 6)
+    two = _track(range(6), [BLUE] * 6)
+    three = _track(range(6, 12), [RED] * 6)
+    parts = relink({1: one, 2: two, 3: three}, **SETTINGS).parts
+    late = one[6].owns_from
+    assert linked_id(parts[1], 0) == linked_id(parts[3], late)  # red, throughout
+    assert linked_id(parts[2], 0) == linked_id(parts[1], late)  # blue, throughout
+    assert linked_id(parts[1], 0) != linked_id(parts[2], 0)
+
+
+@pytest.mark.parametrize(
+    ("later", "why"),
+    [
+        (_track(range(6, 12), [RED] * 6, label=1), "another class"),
+        (_track(range(6, 12), [GREEN] * 6), "another colour"),
+        (_track(range(6, 12), [RED] * 6, box=(200.0, 200.0, 210.0, 210.0)), "too far"),
+        (_track(range(20, 26), [RED] * 6), "too late"),
+    ],
+)
+def test_pieces_that_do_not_continue_each_other_stay_apart(later, why):
+    earlier = _track(range(6), [RED] * 6)
+    parts = relink({1: earlier, 2: later}, **SETTINGS).parts
+    assert linked_id(parts[1], 0) != linked_id(parts[2], later[0].owns_from), why
+
+
+def test_a_lost_track_is_joined_to_its_return():
+    earlier = _track(range(6), [RED] * 6)
+    later = _track(range(8, 14), [RED] * 6)  # 2 windows later: within max_gap
+    parts = relink({1: earlier, 2: later}, **SETTINGS).parts
+    assert linked_id(parts[1], 0) == linked_id(parts[2], later[0].owns_from)
+
+
+def test_a_hand_over_between_two_slots_joins_within_the_overlap():
+    """Track 2 takes the object over two windows before track 1 lets go: joined when ``overlap``
+    allows two windows, and track 1's last two windows become a track of their own."""
+    earlier, later = _track(range(8), [RED] * 8), _track(range(6, 14), [RED] * 8)
+    apart = relink({1: earlier, 2: later}, **SETTINGS).parts
+    assert linked_id(apart[1], 0) != linked_id(apart[2], later[0].owns_from)
+    for allowed in (2, 3):
+        parts = relink({1: earlier, 2: later}, **{**SETTINGS, "overlap": allowed}).parts
+        assert linked_id(parts[1], 0) == linked_id(parts[2], later[0].owns_from)
+        rest = linked_id(parts[1], earlier[6].owns_from)
+        assert rest not in {linked_id(parts[1], 0), linked_id(parts[2], later[0].owns_from)}
+        assert linked_id(parts[1], earlier[5].owns_from) == linked_id(parts[1], 0)
+    one = relink({1: earlier, 2: later}, **{**SETTINGS, "overlap": 1}).parts  # 2 windows: too many
+    assert linked_id(one[1], 0) != linked_id(one[2], later[0].owns_from)
+
+
+def test_a_colour_step_that_no_other_track_explains_stays_one_track():
+    """An object that moves into shadow changes colour for good, and no other piece takes up either
+    side: the cut is undone and no join is reported."""
+    shaded = _track(range(12), [RED] * 6 + [(150.0, 20.0, 20.0)] * 6)
+    assert colour_steps(shaded, span=3, threshold=30.0) == [6]
+    relinked = relink({1: shaded, 2: _track(range(12), [GREEN] * 12)}, **SETTINGS)
+    assert relinked.parts == {1: [(0, 1), (shaded[6].owns_from, 1)], 2: [(0, 2)]}
+    assert relinked.joins == []
+
+
+def test_tracks_without_colour_steps_keep_their_identities():
+    history = {1: _track(range(10), [RED] * 10), 2: _track(range(10), [BLUE] * 10, box=(40.0, 40, 50, 50))}
+    parts = relink(history, **SETTINGS).parts
+    assert parts == {1: [(0, 1)], 2: [(0, 2)]}
+    assert len(cut_tracks(history, 3, 30.0)) == 2
+
+
+# -- the segmenter: a swap the window rule makes is undone after the video ------------------------
+
+from test_segment_colour import LookAlikesModel, _columns, _look_alikes_video  # noqa: E402
+
+from vistr_core.config import InferConfig  # noqa: E402
+from vistr_core.errors import ConfigError  # noqa: E402
+from vistr_core.inference.segment import OutputOptions, segment_videos  # noqa: E402
+
+
+def _segment(tmp_path, video, name: str, **settings):
+    out = tmp_path / name
+    infer = InferConfig(**{"overlap": 2, "colour_weight": 0.0, **settings})  # the rule alone swaps them
+    segment_videos(
+        [video], out, model=LookAlikesModel(), infer=infer, device="cpu", outputs=OutputOptions(png=True)
+    )
+    folder = out / video.stem
+    return (
+        json.loads((folder / "results.json").read_text()),
+        json.loads((folder / "meta.json").read_text()),
+        folder,
+    )
+
+
+def test_relinking_undoes_a_swap_of_look_alikes(tmp_path):
+    video = _look_alikes_video(tmp_path / "pair.mp4", count=60)
+    swapped, _, _ = _segment(tmp_path, video, "rule", relink_colour=None)
+    relinked, meta, folder = _segment(tmp_path, video, "relinked", relink_colour=30.0)
+    ends = lambda track: (_columns(track["segmentations"][0]), _columns(track["segmentations"][-1]))  # noqa: E731
+    assert len(swapped) == 2 and all(first != last for first, last in map(ends, swapped))
+    assert len(relinked) == 2 and all(first == last for first, last in map(ends, relinked))
+    # relinking only relabels: every frame holds the same masks, and the PNG label maps agree
+    for t in range(60):
+        masks = [sorted(_columns(track["segmentations"][t])) for track in relinked]
+        assert sorted(masks) == sorted(sorted(_columns(track["segmentations"][t])) for track in swapped)
+        labels = np.array(Image.open(folder / "masks" / f"{t:05d}.png"))
+        if set(masks[0]).isdisjoint(masks[1]):  # where the model gives both squares to both, one wins
+            for track, columns in zip(relinked, masks, strict=True):
+                assert sorted(np.flatnonzero((labels == track["track_id"]).any(0)).tolist()) == columns
+    joins = [link for link in meta["links"] if link["kind"] == "relink"]
+    assert len(joins) == 2 and {link["track_id"] for link in joins} == {1, 2}
+    assert [t["num_frames"] for t in meta["tracks"]] == [60, 60]
+
+
+def test_relinking_changes_nothing_without_colour_steps(tmp_path):
+    video = _look_alikes_video(tmp_path / "pair.mp4", count=60)
+    model_settings = {"colour_weight": InferConfig.colour_weight}  # the rule keeps both tracks here
+    plain = _segment(tmp_path, video, "plain", relink_colour=None, **model_settings)[0]
+    relinked = _segment(tmp_path, video, "relinked", relink_colour=30.0, **model_settings)[0]
+    assert plain == relinked
+
+
+def test_relink_colour_is_checked():
+    assert InferConfig(relink_colour=0.0).relink_colour is None  # 0 = off, as on the command line
+    with pytest.raises(ConfigError, match=r"--relink-colour must be >= 0 \(0 = off\), got -1.0"):
+        InferConfig(relink_colour=-1.0)
