@@ -196,3 +196,21 @@ def test_relink_colour_is_checked():
     assert InferConfig(relink_colour=0.0).relink_colour is None  # 0 = off, as on the command line
     with pytest.raises(ConfigError, match=r"--relink-colour must be >= 0 \(0 = off\), got -1.0"):
         InferConfig(relink_colour=-1.0)
+
+
+def test_matching_per_connected_group_equals_one_global_matching():
+    from scipy.optimize import linear_sum_assignment
+
+    from vistr_core.inference.relink import NO_LINK, _assignment
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        n = int(rng.integers(2, 30))
+        costs = np.where(rng.random((n, n)) < 0.1, rng.normal(size=(n, n)), NO_LINK)
+        rows, cols = linear_sum_assignment(costs)
+        kept = [(r, c) for r, c in zip(rows, cols, strict=True) if costs[r, c] < NO_LINK]
+        grouped = _assignment(costs)
+        assert len(grouped) == len(kept)
+        assert sum(costs[i, j] for i, j in grouped.items()) == pytest.approx(
+            sum(costs[r, c] for r, c in kept)
+        )

@@ -116,8 +116,29 @@ def cut_tracks(history: dict[int, list[WindowEntry]], span: int, threshold: floa
 
 
 def _before(piece: Piece, window: int) -> tuple[WindowEntry, ...]:
-    """The piece's entries in windows before ``window``."""
-    return tuple(e for e in piece.entries if e.window < window)
+    """The piece's entries in windows before ``window`` (scanned from the end: a join overlaps a
+    piece's last few windows at most)."""
+    end = len(piece.entries)
+    while end and piece.entries[end - 1].window >= window:
+        end -= 1
+    return piece.entries[:end]
+
+
+def _candidates(pieces: Sequence[Piece], max_gap: int, overlap: int) -> list[tuple[int, int]]:
+    """Pairs (i, j) of one class where j starts after i's first window, at most ``overlap`` windows
+    before i's last one and at most ``max_gap`` frames after i's last mask (vectorized: a long video
+    has thousands of pieces, and most pairs fail these tests)."""
+    if not pieces:
+        return []
+    label = np.array([p.label for p in pieces])
+    first_window = np.array([p.entries[0].window for p in pieces])
+    last_window = np.array([p.entries[-1].window for p in pieces])
+    first_frame = np.array([p.entries[0].first for p in pieces])
+    last_frame = np.array([p.entries[-1].last for p in pieces])
+    ok = label[:, None] == label[None, :]
+    ok &= first_frame[None, :] - last_frame[:, None] - 1 <= max_gap
+    ok &= first_window[None, :] > np.maximum(first_window, last_window - overlap)[:, None]
+    return [(int(i), int(j)) for i, j in zip(*np.nonzero(ok), strict=True)]
 
 
 def join_costs(
@@ -140,23 +161,21 @@ def join_costs(
     says otherwise)."""
     starts = [median_colour(p.entries[:span]) for p in pieces]
     cost = np.full((len(pieces), len(pieces)), NO_LINK)
-    for i, earlier in enumerate(pieces):
-        for j, later in enumerate(pieces):
-            first = later.entries[0]
-            if first.window <= max(earlier.entries[0].window, earlier.entries[-1].window - overlap):
-                continue
-            head = _before(earlier, first.window)
-            last = head[-1]
-            if first.first - last.last - 1 > max_gap or earlier.label != later.label:
-                continue
-            distance = float(torch.linalg.vector_norm(median_colour(head[-span:]) - starts[j]))
-            if distance >= join_colour:  # NaN (unknown) passes
-                continue
-            giou = float(generalized_box_iou(last.last_box[None], first.first_box[None])[0, 0])
-            if giou < min_giou:
-                continue
-            same = earlier.track_id == later.track_id and first.window == last.window + 1
-            cost[i, j] = (0.0 if distance != distance else distance / scale) - giou - float(same)
+    for i, j in _candidates(pieces, max_gap, overlap):
+        earlier, later = pieces[i], pieces[j]
+        first = later.entries[0]
+        head = _before(earlier, first.window)
+        last = head[-1]
+        if first.first - last.last - 1 > max_gap:
+            continue
+        distance = float(torch.linalg.vector_norm(median_colour(head[-span:]) - starts[j]))
+        if distance >= join_colour:  # NaN (unknown) passes
+            continue
+        giou = float(generalized_box_iou(last.last_box[None], first.first_box[None])[0, 0])
+        if giou < min_giou:
+            continue
+        same = earlier.track_id == later.track_id and first.window == last.window + 1
+        cost[i, j] = (0.0 if distance != distance else distance / scale) - giou - float(same)
     return cost
 
 
@@ -212,10 +231,7 @@ def relink(
         scale=scale,
         overlap=overlap,
     )
-    following: dict[int, int] = {}
-    if pieces:
-        rows, cols = linear_sum_assignment(costs)
-        following = {int(i): int(j) for i, j in zip(rows, cols, strict=True) if costs[i, j] < NO_LINK}
+    following = _assignment(costs)
     followed = set(following.values())
     undone = set()
     for i in range(len(pieces) - 1):  # a cut that nothing else explains is undone (lighting, shadows)
@@ -246,6 +262,34 @@ def relink(
                 rests += 1
                 parts[piece.track_id].append((rest[0].owns_from, rests))
     return Relinking({track_id: sorted(p) for track_id, p in parts.items()}, joins)
+
+
+def _assignment(costs: np.ndarray) -> dict[int, int]:
+    """Hungarian matching of ends (rows) to starts (columns) on ``costs``, pairs at :data:`NO_LINK`
+    left out. Solved per group of pieces that some possible join connects: a long video's matrix is
+    large and nearly all :data:`NO_LINK`, and the matching is cubic in its size."""
+    rows, cols = np.nonzero(costs < NO_LINK)
+    parent = list(range(costs.shape[0]))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
+        parent[root(i)] = root(j)
+    groups: dict[int, list[int]] = {}
+    for i in sorted(set(rows.tolist()) | set(cols.tolist())):
+        groups.setdefault(root(i), []).append(i)
+    following = {}
+    for members in groups.values():
+        index = np.array(members)
+        sub = costs[np.ix_(index, index)]
+        for r, c in zip(*linear_sum_assignment(sub), strict=True):
+            if sub[r, c] < NO_LINK:
+                following[int(index[r])] = int(index[c])
+    return following
 
 
 def _join(linked: int, head: Sequence[WindowEntry], later: Piece, span: int) -> Join:
