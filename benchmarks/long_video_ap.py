@@ -14,7 +14,7 @@ mean clip AP over the seeds.
         [--clips 30] [--long-videos 10] [--long-frames 240]
         [--overlap 1 2] [--link-iou 0.3 0.5] [--class-penalty 0.2 0.5] [--slot-bonus 0 0.3]
         [--max-gap 0 4] [--resume-iou 0.1 0.3] [--coverage-power 0 0.25] [--dedup-iou 0.5]
-        [--merge-iou 0 0.1] [--size 192x256] [--seed 101 202 303 404]
+        [--merge-iou 0 0.1] [--relink-colour 0 30] [--size 192x256] [--seed 101 202 303 404]
         [--ground-truth-linking] [--out FILE]
 
 Every row also gives these figures for the videos with two or more objects of one class and for the
@@ -154,6 +154,7 @@ def _score_setting(
         "merge_iou": infer.merge_iou,
         "colour_weight": infer.colour_weight,
         "colour_scale": infer.colour_scale,
+        "relink_colour": infer.relink_colour,
         **_pooled(per_seed),
         "per_seed": {str(seed): {**r, "ratio": _ratio(r["long"], r["clip"])} for seed, r in per_seed.items()},
         "seconds": round(time.perf_counter() - started, 1),
@@ -218,6 +219,13 @@ def main() -> None:
     parser.add_argument("--colour-weight", type=float, nargs="+", default=[InferConfig.colour_weight])
     parser.add_argument("--colour-scale", type=float, nargs="+", default=[InferConfig.colour_scale])
     parser.add_argument(
+        "--relink-colour",
+        type=float,
+        nargs="+",
+        default=[InferConfig.relink_colour or 0.0],
+        help="values; 0 stands for off (None)",
+    )
+    parser.add_argument(
         "--ground-truth-linking",
         action="store_true",
         help="also score each setting with identities from the answer key (the linking's upper bound)",
@@ -250,6 +258,7 @@ def main() -> None:
             args.merge_iou,
             args.colour_weight,
             args.colour_scale,
+            args.relink_colour,
         )
         linkings = ("rule", "ground truth") if args.ground_truth_linking else ("rule",)
         scored_with_truth: set[tuple[object, ...]] = set()
@@ -265,6 +274,7 @@ def main() -> None:
             merge_iou,
             colour_weight,
             colour_scale,
+            relink_colour,
         ), linking in itertools.product(grid, linkings):
             infer = InferConfig(
                 overlap=overlap,
@@ -278,6 +288,7 @@ def main() -> None:
                 merge_iou=merge_iou or None,
                 colour_weight=colour_weight,
                 colour_scale=colour_scale,
+                relink_colour=relink_colour or None,
             )
             if linking == "ground truth":  # it reads no linking option: once per overlap, dedup and score
                 key = (overlap, coverage_power, infer.dedup_iou, infer.merge_iou)

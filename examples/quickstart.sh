@@ -11,7 +11,9 @@
 # checkpoints. `--dedup-iou 0.5`: a model trained this briefly still gives some objects to two slots
 # at once; dropping the weaker copy scores higher (README: "Several objects from scratch").
 # `--merge-iou 0.1`: slots that each hold part of one object (same class, same colour) become one,
-# which keeps long tracks whole (README: "Long videos").
+# which keeps long tracks whole (README: "Long videos"). After each video, tracks are re-linked by
+# colour (on by default, `--relink-colour 20`): switches between look-alikes are undone and tracks
+# broken by a long miss are joined.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/vistr ] && export PATH="$PWD/.venv/bin:$PATH"
