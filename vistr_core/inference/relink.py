@@ -15,7 +15,11 @@ and last mask in that window). :func:`relink` cuts each track where the median c
 ``span`` windows before and the ``span`` windows after differ by ``cut_colour`` or more (the step's
 largest point), and joins each piece's end to one later piece's start by Hungarian matching on
 their colours (the ``span`` windows on either side), the generalized IoU of their boxes and the
-gap between them. The result maps each provisional track and stream position to a linked id.
+gap between them; a piece may take over from one that ends up to ``overlap`` windows later (two
+slots handing one object over). A cut that no other piece takes up is undone. The result maps each
+provisional track and stream position to a linked id; the segmenter sets the thresholds
+(:meth:`vistr_core.inference.segmenter.VideoSegmenter.tracks`) and measured them on long held-out
+videos (README "Long videos").
 """
 
 from __future__ import annotations
