@@ -175,7 +175,7 @@ def join_costs(
         distance = float(torch.linalg.vector_norm(median_colour(head[-span:]) - starts[j]))
         if distance >= join_colour:  # NaN (unknown) passes
             continue
-        giou = float(generalized_box_iou(last.last_box[None], first.first_box[None])[0, 0])
+        giou = _box_giou(last, first)
         if giou < min_giou:
             continue
         same = earlier.track_id == later.track_id and first.window == last.window + 1
@@ -296,13 +296,18 @@ def _assignment(costs: np.ndarray) -> dict[int, int]:
     return following
 
 
+def _box_giou(last: WindowEntry, first: WindowEntry) -> float:
+    """Generalized IoU of one entry's last box and a later entry's first box."""
+    return float(generalized_box_iou(last.last_box[None], first.first_box[None])[0, 0])
+
+
 def _join(linked: int, head: Sequence[WindowEntry], later: Piece, span: int) -> Join:
-    last, first = head[-1], later.entries[0]
-    giou = float(generalized_box_iou(last.last_box[None], first.first_box[None])[0, 0])
+    """The :class:`Join` of ``later`` to the entries ``head`` of the piece it continues, with the
+    same figures :func:`join_costs` decided it on."""
     distance = float(
         torch.linalg.vector_norm(median_colour(head[-span:]) - median_colour(later.entries[:span]))
     )
-    return Join(linked, first.owns_from, giou, distance)
+    return Join(linked, later.entries[0].owns_from, _box_giou(head[-1], later.entries[0]), distance)
 
 
 def linked_id(parts: Sequence[tuple[int, int]], position: int) -> int:

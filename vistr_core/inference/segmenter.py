@@ -287,13 +287,12 @@ class VideoSegmenter:
             if nonempty:
                 self.frame_stats.setdefault(tid, {})[position] = (score, label)
         self.links = [replace(r, track_id=self.linked_id(r.track_id, r.position)) for r in self.links]
-        for join in self.relinking.joins:
-            affinity = join.giou - self.infer.colour_weight * min(
-                join.distance / self.infer.colour_scale, 1.0
+        for join in self.relinking.joins:  # the colour penalty of linking; an unknown colour costs nothing
+            known = join.distance == join.distance
+            colour = (
+                self.infer.colour_weight * min(join.distance / self.infer.colour_scale, 1.0) if known else 0.0
             )
-            self.links.append(
-                LinkRecord(join.linked_id, join.position, "relink", round(join.giou, 4), round(affinity, 4))
-            )
+            self._record_link(join.linked_id, join.position, "relink", join.giou, False, colour)
         self.links.sort(key=lambda r: (r.position, r.track_id))
 
     # -- steps ---------------------------------------------------------------------------------
