@@ -10,7 +10,15 @@ import pytest
 import torch
 from PIL import Image
 
-from vistr_core.inference.relink import WindowEntry, colour_steps, cut_tracks, linked_id, relink
+from vistr_core.inference.relink import (
+    WindowEntry,
+    colour_steps,
+    cut_tracks,
+    gaps,
+    lasting_steps,
+    linked_id,
+    relink,
+)
 
 RED, BLUE, GREEN = (200.0, 30.0, 30.0), (150.0, 40.0, 90.0), (30.0, 200.0, 30.0)
 STRIDE = 3  # stream positions between window starts (T = 4, overlap 1)
@@ -134,6 +142,68 @@ def test_a_colour_step_that_no_other_track_explains_stays_one_track():
     assert relinked.joins == []
 
 
+def test_a_passing_taint_is_not_a_switch():
+    """While a mask covers part of another object (a crossing), the track's colour is mixed for a
+    few windows and fades back (colours from a quickstart video's green square): window by window
+    that looks like one lasting step, but the two sides are one colour as wholes. The track stays
+    whole and is not joined to a piece of the mixed colour that ended just before."""
+    green = (24.0, 192.0, 47.0)
+    fading = [(40.0, 152.0, 95.0), (40.0, 165.0, 84.0), (41.0, 176.0, 66.0), (37.0, 183.0, 59.0)]
+    fading += [(39.0, 177.0, 65.0), (28.0, 189.0, 50.0)]
+    tainted = _track(range(24), [green] * 8 + fading + [green] * 10)
+    steps = colour_steps(tainted, span=3, threshold=20.0)
+    assert steps == [8]
+    assert lasting_steps(tainted, steps, 20.0) == []
+    twin = _track(range(4, 7), [(41.0, 160.0, 84.0)] * 3, box=(12.0, 10.0, 22.0, 20.0))
+    settings = {**SETTINGS, "cut_colour": 20.0, "join_colour": 20.0}
+    parts = relink({1: tainted, 2: twin}, **settings).parts
+    assert {linked_id(parts[1], e.owns_from) for e in tainted} == {linked_id(parts[1], 0)}
+    assert linked_id(parts[2], twin[0].owns_from) != linked_id(parts[1], 0)
+
+
+def test_a_switch_through_mixed_windows_stays_cut():
+    """A real switch may pass through a few mixed windows too: the pieces on either side differ as
+    wholes, and the cut stays."""
+    mixed = (175.0, 35.0, 60.0)
+    switched = _track(range(20), [RED] * 8 + [mixed] * 3 + [BLUE] * 9)
+    steps = colour_steps(switched, span=3, threshold=30.0)
+    assert len(lasting_steps(switched, steps, 30.0)) == 1
+    assert len(cut_tracks({1: switched}, 3, 30.0)) == 2
+
+
+def test_of_two_continuations_the_nearer_in_time_wins():
+    """Track 1 ends at window 5. Track 2 takes over at once, its box shifted a little; track 3,
+    a box exactly where track 1's was, starts 23 frames later (while track 2 is still there, so
+    they cannot be one chain). The box alone prefers track 3; the frames between prefer track 2."""
+    box = (10.0, 10.0, 20.0, 20.0)
+    one = _track(range(6), [RED] * 6, box=box)
+    two = _track(range(6, 18), [RED] * 12, box=(12.0, 10.0, 22.0, 20.0))  # GIoU 0.67 with one
+    three = _track(range(14, 21), [RED] * 7, box=box)  # GIoU 1, gap 23 of max_gap 24
+    parts = relink({1: one, 2: two, 3: three}, **SETTINGS).parts
+    assert linked_id(parts[2], two[0].owns_from) == linked_id(parts[1], 0)
+    assert linked_id(parts[3], three[0].owns_from) != linked_id(parts[1], 0)
+
+
+def test_a_track_that_began_as_junk_gives_its_object_back():
+    """Track 2's slot held junk elsewhere for three windows (same colour and class), skipped four
+    and then picked up the object that track 1 held until then: cut at its gap, the object's piece
+    continues track 1 and the junk stays apart."""
+    one = [_entry(w, RED, box=(10.0 + w, 10.0, 20.0 + w, 20.0)) for w in range(10)]
+    junk = [_entry(w, RED, box=(30.0, 10.0, 40.0, 20.0)) for w in range(4, 7)]
+    picked_up = [_entry(w, RED, box=(10.0 + w, 10.0, 20.0 + w, 20.0)) for w in range(11, 21)]
+    assert gaps(junk + picked_up) == [3]
+    parts = relink({1: one, 2: junk + picked_up}, **SETTINGS).parts
+    assert linked_id(parts[2], picked_up[0].owns_from) == linked_id(parts[1], 0)
+    assert linked_id(parts[2], junk[0].owns_from) != linked_id(parts[1], 0)
+
+
+def test_a_gap_that_nothing_else_explains_keeps_one_id():
+    gapped = _track([*range(6), *range(8, 14)], [RED] * 12)
+    assert gaps(gapped) == [6]
+    parts = relink({1: gapped, 2: _track(range(14), [GREEN] * 14)}, **SETTINGS).parts
+    assert {linked_id(parts[1], e.owns_from) for e in gapped} == {linked_id(parts[1], 0)}
+
+
 def test_tracks_without_colour_steps_keep_their_identities():
     history = {1: _track(range(10), [RED] * 10), 2: _track(range(10), [BLUE] * 10, box=(40.0, 40, 50, 50))}
     parts = relink(history, **SETTINGS).parts
@@ -209,7 +279,8 @@ def test_matching_per_connected_group_equals_one_global_matching():
         costs = np.where(rng.random((n, n)) < 0.1, rng.normal(size=(n, n)), NO_LINK)
         rows, cols = linear_sum_assignment(costs)
         kept = [(r, c) for r, c in zip(rows, cols, strict=True) if costs[r, c] < NO_LINK]
-        grouped = _assignment(costs)
+        possible = zip(*np.nonzero(costs < NO_LINK), strict=True)
+        grouped = _assignment({(int(i), int(j)): costs[i, j] for i, j in possible})
         assert len(grouped) == len(kept)
         assert sum(costs[i, j] for i, j in grouped.items()) == pytest.approx(
             sum(costs[r, c] for r, c in kept)

@@ -13,10 +13,12 @@ the same time.
 Per window, a track has one :class:`WindowEntry` (its colour, class and the boxes of its first
 and last mask in that window). :func:`relink` cuts each track where the median colour of the
 ``span`` windows before and the ``span`` windows after differ by ``cut_colour`` or more (the step's
-largest point), and joins each piece's end to one later piece's start by Hungarian matching on
-their colours (the ``span`` windows on either side), the generalized IoU of their boxes and the
-gap between them; a piece may take over from one that ends up to ``overlap`` windows later (two
-slots handing one object over). A cut that no other piece takes up is undone. The result maps each
+largest point) and the pieces on either side differ as wholes, and where the track skips a window
+(the rule resumed it from boxes alone). It then joins each piece's end to one later piece's start
+by Hungarian matching on their colours (the ``span`` windows on either side), the generalized IoU
+of their boxes and the frames between them; a piece may take over from one that still has masks in
+up to ``overlap`` windows (two slots handing one object over). A cut that no other piece takes up
+is undone. The result maps each
 provisional track and stream position to a linked id; the segmenter sets the thresholds
 (:meth:`vistr_core.inference.segmenter.VideoSegmenter.tracks`) and measured them on long held-out
 videos (README "Long videos").
@@ -24,17 +26,17 @@ videos (README "Long videos").
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
-from torchvision.ops import generalized_box_iou
+from torchvision.ops import generalized_box_iou_loss
 
 NO_LINK = 1.0e6
-"""Cost of a join that cannot be made (different classes, overlapping in time, too far apart)."""
+"""Cost of a join that cannot be made, where the matching needs a number for it."""
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,12 @@ def colour_steps(entries: Sequence[WindowEntry], span: int, threshold: float) ->
     to the largest jump between two consecutive windows, then to the middle. Empty for tracks of
     fewer than ``2 * span`` windows."""
     n = len(entries)
-    steps = torch.zeros(n + 1)
-    for m in range(span, n - span + 1):
-        before, after = median_colour(entries[m - span : m]), median_colour(entries[m : m + span])
-        steps[m] = _distance(before, after)
+    if n < 2 * span:
+        return []
+    colours = torch.stack([e.colour for e in entries]).float()
+    medians = colours.unfold(0, span, 1).nanmedian(-1).values  # [n - span + 1, 3]: [m, m + span)
+    distance = torch.linalg.vector_norm(medians[: n - 2 * span + 1] - medians[span:], dim=1)
+    steps = [0.0] * span + distance.nan_to_num(0.0).tolist()  # steps[m]; unknown colours never cut
     cuts, m = [], span
     while m <= n - span:
         if steps[m] < threshold:
@@ -102,7 +106,7 @@ def colour_steps(entries: Sequence[WindowEntry], span: int, threshold: float) ->
         end = m
         while end + 1 <= n - span and steps[end + 1] >= threshold:
             end += 1
-        best = steps[m : end + 1].max()
+        best = max(steps[m : end + 1])
         ties = [k for k in range(m, end + 1) if steps[k] >= best - 1e-3]
         jumps = [_distance(entries[k - 1].colour, entries[k].colour) for k in ties]
         cuts.append(ties[max(range(len(ties)), key=lambda i: (jumps[i], -abs(2 * i + 1 - len(ties))))])
@@ -110,11 +114,41 @@ def colour_steps(entries: Sequence[WindowEntry], span: int, threshold: float) ->
     return cuts
 
 
+def lasting_steps(entries: Sequence[WindowEntry], cuts: Sequence[int], threshold: float) -> list[int]:
+    """The ``cuts`` whose two sides differ in colour as wholes: while the median colours of two
+    neighbouring pieces (all their windows) lie within ``threshold``, the cut between the closest
+    two is dropped. Where a track's mask covers part of another object for a few windows (a
+    crossing), its colour steps there and back, and the windows on either side of the first step
+    can each differ by more than ``threshold``; the pieces' medians, mostly clean windows, show one
+    object on both sides."""
+    cuts = list(cuts)
+    while cuts:
+        bounds = [0, *cuts, len(entries)]
+        medians = [median_colour(entries[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        apart = [_distance(medians[k], medians[k + 1]) for k in range(len(cuts))]
+        closest = min(range(len(cuts)), key=apart.__getitem__)
+        if apart[closest] >= threshold:
+            break
+        del cuts[closest]
+    return cuts
+
+
+def gaps(entries: Sequence[WindowEntry]) -> list[int]:
+    """Indices k where the track has no mask in one window or more between entries k - 1 and k. The
+    window rule resumed the track there from boxes alone (a slot that held junk for a few windows
+    may pick up an object that another track held until then); re-linking weighs those links
+    again against every other piece."""
+    return [k for k in range(1, len(entries)) if entries[k].window > entries[k - 1].window + 1]
+
+
 def cut_tracks(history: dict[int, list[WindowEntry]], span: int, threshold: float) -> list[Piece]:
-    """Every track's entries split at its colour steps (:func:`colour_steps`), in track order."""
+    """Every track's entries split at its lasting colour steps (:func:`colour_steps`,
+    :func:`lasting_steps`) and at its gaps (:func:`gaps`), in track order."""
     pieces = []
     for track_id, entries in history.items():
-        bounds = [0, *colour_steps(entries, span, threshold), len(entries)]
+        cuts = lasting_steps(entries, colour_steps(entries, span, threshold), threshold)
+        cuts = sorted(set(cuts) | set(gaps(entries)))
+        bounds = [0, *cuts, len(entries)]
         pieces += [Piece(track_id, tuple(entries[a:b])) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     return pieces
 
@@ -128,21 +162,36 @@ def _before(piece: Piece, window: int) -> tuple[WindowEntry, ...]:
     return piece.entries[:end]
 
 
-def _candidates(pieces: Sequence[Piece], max_gap: int, overlap: int) -> list[tuple[int, int]]:
-    """Pairs (i, j) of one class where j starts after i's first window, at most ``overlap`` windows
-    before i's last one and at most ``max_gap`` frames after i's last mask (vectorized: a long video
-    has thousands of pieces, and most pairs fail these tests)."""
+def _candidates(pieces: Sequence[Piece], max_gap: int, overlap: int) -> Iterator[tuple[int, int]]:
+    """Pairs (i, j) of one class where j starts after i's first window and at most ``max_gap``
+    frames after i's last mask, and i has masks in at most ``overlap`` windows from j's first one
+    on. Each i looks only at the pieces that start in its time span (sorted by first frame): a long
+    video has thousands of pieces, and a [p, p] table of them would not fit in memory."""
     if not pieces:
-        return []
-    label = np.array([p.label for p in pieces])
-    first_window = np.array([p.entries[0].window for p in pieces])
-    last_window = np.array([p.entries[-1].window for p in pieces])
-    first_frame = np.array([p.entries[0].first for p in pieces])
-    last_frame = np.array([p.entries[-1].last for p in pieces])
-    ok = label[:, None] == label[None, :]
-    ok &= first_frame[None, :] - last_frame[:, None] - 1 <= max_gap
-    ok &= first_window[None, :] > np.maximum(first_window, last_window - overlap)[:, None]
-    return [(int(i), int(j)) for i, j in zip(*np.nonzero(ok), strict=True)]
+        return
+    order = np.argsort([p.entries[0].first for p in pieces], kind="stable")
+    label = np.array([p.label for p in pieces])[order]
+    first_window = np.array([p.entries[0].window for p in pieces])[order]
+    first_frame = np.array([p.entries[0].first for p in pieces])[order]
+    for i, piece in enumerate(pieces):
+        end = np.searchsorted(first_frame, piece.entries[-1].last + max_gap + 1, side="right")
+        begin = np.searchsorted(first_frame, piece.entries[0].first, side="left")
+        later = np.arange(begin, end)
+        later = later[(label[later] == piece.label) & (first_window[later] > piece.entries[0].window)]
+        windows = np.array([e.window for e in piece.entries])  # i's windows from each j's first on
+        later = later[len(windows) - np.searchsorted(windows, first_window[later]) <= overlap]
+        for j in order[later].tolist():
+            yield i, j
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A join the matching may make: its ``cost`` and the figures it was decided on (``giou`` of
+    the seam's boxes, ``distance`` of the colours; NaN: unknown)."""
+
+    cost: float
+    giou: float
+    distance: float
 
 
 def join_costs(
@@ -154,33 +203,49 @@ def join_costs(
     join_colour: float,
     scale: float,
     overlap: int = 0,
-) -> np.ndarray:
-    """[p, p] cost of continuing piece i with piece j: their colours' distance / ``scale`` minus the
-    generalized IoU of i's last box and j's first box, where i's end is its part before j's first
-    window. :data:`NO_LINK` where j starts in i's first window or before, more than ``overlap``
-    windows before i's last one (two slots on one object hand it over in a window or two, both
-    present meanwhile) or more than ``max_gap`` frames after i's last mask, or has another class,
-    another colour (``join_colour`` levels or more apart) or lies too far (GIoU below
-    ``min_giou``). Pieces of one track joined as they were cost ``-1`` less (kept unless colour
-    says otherwise)."""
-    starts = [median_colour(p.entries[:span]) for p in pieces]
-    cost = np.full((len(pieces), len(pieces)), NO_LINK)
+) -> dict[tuple[int, int], Candidate]:
+    """The joins (i, j) that may continue piece i with piece j, each at a cost: their colours'
+    distance / ``scale`` minus the generalized IoU of i's last box and j's first box, where i's end
+    is its part before j's first window, plus the frames between them / ``max_gap`` (of two pieces
+    that continue one end about as well, the nearer in time: after a miss of many frames, a box's
+    overlap says little). No join where j starts in i's first window or before, while i still has
+    masks in more than ``overlap`` windows (two slots on one object hand it over in a window or two,
+    both present meanwhile) or more than ``max_gap`` frames after i's last mask, or has another
+    class, another colour (``join_colour`` levels or more apart) or lies too far (GIoU below
+    ``min_giou``). Pieces of one track cut between two consecutive windows cost ``-1`` less joined
+    back as they were (kept unless colour says otherwise); across a gap the window rule had only
+    boxes to go by, and so has this cost."""
+    colours = [torch.stack([e.colour for e in p.entries]).float() for p in pieces]
+    starts = [c[:span].nanmedian(0).values for c in colours]
+    ends: dict[tuple[int, int], Tensor] = {}  # (piece, entries before the join) -> median colour
+    kept, seams = [], []
     for i, j in _candidates(pieces, max_gap, overlap):
-        earlier, later = pieces[i], pieces[j]
-        first = later.entries[0]
-        head = _before(earlier, first.window)
-        last = head[-1]
-        if first.first - last.last - 1 > max_gap:
+        first = pieces[j].entries[0]
+        length = len(_before(pieces[i], first.window))
+        last = pieces[i].entries[length - 1]
+        gap = first.first - last.last - 1
+        if gap > max_gap:
             continue
-        distance = float(torch.linalg.vector_norm(median_colour(head[-span:]) - starts[j]))
+        if (i, length) not in ends:
+            ends[i, length] = colours[i][max(length - span, 0) : length].nanmedian(0).values
+        distance = float(torch.linalg.vector_norm(ends[i, length] - starts[j]))
         if distance >= join_colour:  # NaN (unknown) passes
             continue
-        giou = _box_giou(last, first)
+        same = pieces[i].track_id == pieces[j].track_id and first.window == last.window + 1
+        kept.append((i, j, gap, distance, same))
+        seams.append((last.last_box, first.first_box))
+    if not kept:
+        return {}
+    lasts, firsts = (torch.stack(boxes).float() for boxes in zip(*seams, strict=True))
+    gious = (1.0 - generalized_box_iou_loss(lasts, firsts, reduction="none")).tolist()
+    candidates = {}
+    for (i, j, gap, distance, same), giou in zip(kept, gious, strict=True):
         if giou < min_giou:
             continue
-        same = earlier.track_id == later.track_id and first.window == last.window + 1
-        cost[i, j] = (0.0 if distance != distance else distance / scale) - giou - float(same)
-    return cost
+        colour = 0.0 if distance != distance else distance / scale
+        cost = colour - giou - float(same) + max(gap, 0) / max(max_gap, 1)
+        candidates[i, j] = Candidate(cost, giou, distance)
+    return candidates
 
 
 @dataclass(frozen=True)
@@ -226,7 +291,7 @@ def relink(
         history: each provisional track's window entries, in stream order.
     """
     pieces = cut_tracks(history, span, cut_colour)
-    costs = join_costs(
+    candidates = join_costs(
         pieces,
         span=span,
         max_gap=max_gap,
@@ -235,7 +300,7 @@ def relink(
         scale=scale,
         overlap=overlap,
     )
-    following = _assignment(costs)
+    following = _assignment({pair: candidate.cost for pair, candidate in candidates.items()})
     followed = set(following.values())
     undone = set()
     for i in range(len(pieces) - 1):  # a cut that nothing else explains is undone (lighting, shadows)
@@ -254,7 +319,14 @@ def relink(
             chains[i] = linked
             j = following.get(i)
             if j is not None and i not in undone:
-                joins.append(_join(linked, _before(pieces[i], pieces[j].entries[0].window), pieces[j], span))
+                joins.append(
+                    Join(
+                        linked,
+                        pieces[j].entries[0].owns_from,
+                        candidates[i, j].giou,
+                        candidates[i, j].distance,
+                    )
+                )
             i = j
     parts: dict[int, list[tuple[int, int]]] = {}
     rests = len(heads)
@@ -268,46 +340,42 @@ def relink(
     return Relinking({track_id: sorted(p) for track_id, p in parts.items()}, joins)
 
 
-def _assignment(costs: np.ndarray) -> dict[int, int]:
-    """Hungarian matching of ends (rows) to starts (columns) on ``costs``, pairs at :data:`NO_LINK`
-    left out. Solved per group of pieces that some possible join connects: a long video's matrix is
-    large and nearly all :data:`NO_LINK`, and the matching is cubic in its size."""
-    rows, cols = np.nonzero(costs < NO_LINK)
-    parent = list(range(costs.shape[0]))
+def _assignment(costs: dict[tuple[int, int], float]) -> dict[int, int]:
+    """Hungarian matching of ends (rows) to starts (columns) on the possible joins ``costs``: as
+    many joins as can be made, then the cheapest. Solved per group of pieces that some possible join
+    connects (pairs outside ``costs`` cost :data:`NO_LINK` there): the matching is cubic in its
+    size, and most pieces of a long video can join only a few others."""
+    parent: dict[int, int] = {}
 
     def root(i: int) -> int:
+        parent.setdefault(i, i)
         while parent[i] != i:
             parent[i] = parent[parent[i]]
             i = parent[i]
         return i
 
-    for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
+    for i, j in costs:
         parent[root(i)] = root(j)
     groups: dict[int, list[int]] = {}
-    for i in sorted(set(rows.tolist()) | set(cols.tolist())):
+    for i in sorted(parent):
         groups.setdefault(root(i), []).append(i)
+    pairs: dict[int, list[tuple[int, int]]] = {}
+    for i, j in costs:
+        pairs.setdefault(root(i), []).append((i, j))
     following = {}
-    for members in groups.values():
-        index = np.array(members)
-        sub = costs[np.ix_(index, index)]
+    for group, members in groups.items():
+        if len(pairs[group]) == 1:
+            ((i, j),) = pairs[group]
+            following[i] = j
+            continue
+        position = {piece: k for k, piece in enumerate(members)}
+        sub = np.full((len(members), len(members)), NO_LINK)
+        for i, j in pairs[group]:
+            sub[position[i], position[j]] = costs[i, j]
         for r, c in zip(*linear_sum_assignment(sub), strict=True):
             if sub[r, c] < NO_LINK:
-                following[int(index[r])] = int(index[c])
+                following[members[r]] = members[c]
     return following
-
-
-def _box_giou(last: WindowEntry, first: WindowEntry) -> float:
-    """Generalized IoU of one entry's last box and a later entry's first box."""
-    return float(generalized_box_iou(last.last_box[None], first.first_box[None])[0, 0])
-
-
-def _join(linked: int, head: Sequence[WindowEntry], later: Piece, span: int) -> Join:
-    """The :class:`Join` of ``later`` to the entries ``head`` of the piece it continues, with the
-    same figures :func:`join_costs` decided it on."""
-    distance = float(
-        torch.linalg.vector_norm(median_colour(head[-span:]) - median_colour(later.entries[:span]))
-    )
-    return Join(linked, later.entries[0].owns_from, _box_giou(head[-1], later.entries[0]), distance)
 
 
 def linked_id(parts: Sequence[tuple[int, int]], position: int) -> int:
