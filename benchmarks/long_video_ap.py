@@ -33,6 +33,7 @@ import argparse
 import hashlib
 import itertools
 import json
+import pickle
 import sys
 import tempfile
 import time
@@ -187,6 +188,15 @@ def memoize_forward(model: torch.nn.Module) -> dict[str, dict[str, torch.Tensor]
     return cache
 
 
+def read_forward_cache(path: Path, checkpoint_digest: str) -> dict[str, dict[str, torch.Tensor]]:
+    """The window outputs ``--forward-cache`` saved, if they came from the same checkpoint (a cache
+    is keyed by the frames alone, so another model's outputs would pass silently)."""
+    saved = pickle.loads(path.read_bytes())
+    if saved.get("checkpoint_sha256") != checkpoint_digest:
+        sys.exit(f"{path}: saved from another checkpoint; delete it or pass another --forward-cache")
+    return saved["windows"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True)
@@ -230,13 +240,25 @@ def main() -> None:
         action="store_true",
         help="also score each setting with identities from the answer key (the linking's upper bound)",
     )
+    parser.add_argument(
+        "--forward-cache",
+        type=Path,
+        default=None,
+        help="pickle of the model's outputs per window, read if it exists and written after: a rerun "
+        "of the same checkpoint and seeds with other settings makes no model pass (about 1.4 GB for "
+        "six seeds; load only a file you wrote)",
+    )
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     height, width = (int(v) for v in args.size.split("x"))
     model = load_model(args.checkpoint)
-    memoize_forward(model)
+    cache = memoize_forward(model)
+    checkpoint_digest = hashlib.sha256(Path(args.checkpoint).read_bytes()).hexdigest()
+    if args.forward_cache is not None and args.forward_cache.exists():
+        cache.update(read_forward_cache(args.forward_cache, checkpoint_digest))
+    known = len(cache)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         sets = {}
@@ -309,6 +331,9 @@ def main() -> None:
         "torch": torch.__version__,
         "rows": rows,
     }
+    if args.forward_cache is not None and len(cache) > known:
+        saved = {"checkpoint_sha256": checkpoint_digest, "windows": cache}
+        args.forward_cache.write_bytes(pickle.dumps(saved))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.out}")
