@@ -204,6 +204,20 @@ def test_a_gap_that_nothing_else_explains_keeps_one_id():
     assert {linked_id(parts[1], e.owns_from) for e in gapped} == {linked_id(parts[1], 0)}
 
 
+def test_a_join_outvotes_a_tainted_seam_with_more_windows():
+    """The piece after a seam starts with two windows tinted 40 levels (its mask still covers part
+    of another object; too little for a cut at 60): the median of its first 3 windows is tinted and
+    the join (within 20 levels) fails; of its first 6 it is the object's colour, and the join is
+    made."""
+    tinted = (200.0, 30.0, 70.0)
+    earlier = _track(range(6), [RED] * 6)
+    later = _track(range(6, 18), [tinted] * 2 + [RED] * 10)
+    settings = {**SETTINGS, "cut_colour": 60.0, "join_colour": 20.0}
+    for join_span, joined in ((3, False), (6, True)):
+        parts = relink({1: earlier, 2: later}, **settings, join_span=join_span).parts
+        assert (linked_id(parts[2], later[0].owns_from) == linked_id(parts[1], 0)) is joined
+
+
 def test_tracks_without_colour_steps_keep_their_identities():
     history = {1: _track(range(10), [RED] * 10), 2: _track(range(10), [BLUE] * 10, box=(40.0, 40, 50, 50))}
     parts = relink(history, **SETTINGS).parts

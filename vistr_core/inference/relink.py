@@ -15,11 +15,10 @@ and last mask in that window). :func:`relink` cuts each track where the median c
 ``span`` windows before and the ``span`` windows after differ by ``cut_colour`` or more (the step's
 largest point) and the pieces on either side differ as wholes, and where the track skips a window
 (the rule resumed it from boxes alone). It then joins each piece's end to one later piece's start
-by Hungarian matching on their colours (the ``span`` windows on either side), the generalized IoU
-of their boxes and the frames between them; a piece may take over from one that still has masks in
-up to ``overlap`` windows (two slots handing one object over). A cut that no other piece takes up
-is undone. The result maps each
-provisional track and stream position to a linked id; the segmenter sets the thresholds
+by Hungarian matching on their colours (the ``join_span`` windows on either side), the
+generalized IoU of their boxes and the frames between them; a piece may take over from one that
+still has masks in up to ``overlap`` windows (two slots handing one object over). A cut that no
+other piece takes up is undone. The result maps each provisional track and stream position to a linked id; the segmenter sets the thresholds
 (:meth:`vistr_core.inference.segmenter.VideoSegmenter.tracks`) and measured them on long held-out
 videos (README "Long videos").
 """
@@ -279,6 +278,7 @@ def relink(
     min_giou: float,
     scale: float,
     overlap: int = 0,
+    join_span: int | None = None,
 ) -> Relinking:
     """Linked ids of a video's tracks: cut at colour steps (:func:`cut_tracks`), then each piece's end
     joined to at most one later piece's start by Hungarian matching on :func:`join_costs`. Where the
@@ -289,11 +289,13 @@ def relink(
 
     Args:
         history: each provisional track's window entries, in stream order.
+        span: windows on each side of a colour step that a cut compares.
+        join_span: windows on each side of a seam whose colours a join compares (``span`` if None).
     """
     pieces = cut_tracks(history, span, cut_colour)
     candidates = join_costs(
         pieces,
-        span=span,
+        span=join_span or span,
         max_gap=max_gap,
         min_giou=min_giou,
         join_colour=join_colour,
