@@ -218,6 +218,20 @@ def test_a_join_outvotes_a_tainted_seam_with_more_windows():
         assert (linked_id(parts[2], later[0].owns_from) == linked_id(parts[1], 0)) is joined
 
 
+def test_a_hand_over_counts_the_windows_the_earlier_piece_still_has_masks_in():
+    """Track 1's last mask is a stray one 5 windows after the rest: it has a mask in 1 window after
+    track 2 takes over (and the gap cuts it off anyway), and is continued by it. Track 3 keeps its object for 6 windows after a
+    fragment (track 4) appears with masks in 2 of them: not a hand-over."""
+    stray = _track([*range(10), 15], [RED] * 11)
+    taker = _track(range(10, 20), [RED] * 10)
+    solid = _track(range(12), [BLUE] * 12, box=(60.0, 60.0, 70.0, 70.0))
+    fragment = _track([3, 6], [BLUE] * 2, box=(60.0, 60.0, 70.0, 70.0))
+    parts = relink({1: stray, 2: taker, 3: solid, 4: fragment}, **{**SETTINGS, "overlap": 2}).parts
+    assert linked_id(parts[2], taker[0].owns_from) == linked_id(parts[1], 0)
+    assert linked_id(parts[4], fragment[0].owns_from) != linked_id(parts[3], 0)
+    assert {linked_id(parts[3], e.owns_from) for e in solid} == {linked_id(parts[3], 0)}
+
+
 def test_tracks_without_colour_steps_keep_their_identities():
     history = {1: _track(range(10), [RED] * 10), 2: _track(range(10), [BLUE] * 10, box=(40.0, 40, 50, 50))}
     parts = relink(history, **SETTINGS).parts
