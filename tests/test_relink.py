@@ -232,6 +232,17 @@ def test_a_hand_over_counts_the_windows_the_earlier_piece_still_has_masks_in():
     assert {linked_id(parts[3], e.owns_from) for e in solid} == {linked_id(parts[3], 0)}
 
 
+def test_a_later_window_whose_first_mask_comes_first_is_still_a_candidate():
+    """Windows of 6 frames that overlap by 3: track 1's only mask is the last frame of window 0
+    (frame 5), track 2's first mask is the first frame of window 1 (frame 3), before it. Track 2
+    still continues track 1."""
+    box, red = torch.tensor([10.0, 10.0, 20.0, 20.0]), torch.tensor(RED)
+    one = [WindowEntry(0, 0, 5, 5, 0, red, box, box)]
+    two = [WindowEntry(w, 3 * w + 2, 3 * w, 3 * w + 5, 0, red, box, box) for w in range(1, 6)]
+    parts = relink({1: one, 2: two}, **SETTINGS).parts
+    assert linked_id(parts[2], two[0].owns_from) == linked_id(parts[1], 0)
+
+
 def test_tracks_without_colour_steps_keep_their_identities():
     history = {1: _track(range(10), [RED] * 10), 2: _track(range(10), [BLUE] * 10, box=(40.0, 40, 50, 50))}
     parts = relink(history, **SETTINGS).parts

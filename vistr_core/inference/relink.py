@@ -18,9 +18,9 @@ largest point) and the pieces on either side differ as wholes, and where the tra
 by Hungarian matching on their colours (the ``join_span`` windows on either side), the
 generalized IoU of their boxes and the frames between them; a piece may take over from one that
 still has masks in up to ``overlap`` windows (two slots handing one object over). A cut that no
-other piece takes up is undone. The result maps each provisional track and stream position to a linked id; the segmenter sets the thresholds
-(:meth:`vistr_core.inference.segmenter.VideoSegmenter.tracks`) and measured them on long held-out
-videos (README "Long videos").
+other piece takes up is undone. The result maps each provisional track and stream position to a
+linked id; the segmenter sets the thresholds (:meth:`vistr_core.inference.segmenter.VideoSegmenter.tracks`)
+and measured them on long held-out videos (README "Long videos").
 """
 
 from __future__ import annotations
@@ -164,8 +164,9 @@ def _before(piece: Piece, window: int) -> tuple[WindowEntry, ...]:
 def _candidates(pieces: Sequence[Piece], max_gap: int, overlap: int) -> Iterator[tuple[int, int]]:
     """Pairs (i, j) of one class where j starts after i's first window and at most ``max_gap``
     frames after i's last mask, and i has masks in at most ``overlap`` windows from j's first one
-    on. Each i looks only at the pieces that start in its time span (sorted by first frame): a long
-    video has thousands of pieces, and a [p, p] table of them would not fit in memory."""
+    on. Each i looks only at the pieces that start before its end + ``max_gap`` (sorted by first
+    frame): a long video has thousands of pieces, and a [p, p] table of them would not fit in
+    memory."""
     if not pieces:
         return
     order = np.argsort([p.entries[0].first for p in pieces], kind="stable")
@@ -174,8 +175,7 @@ def _candidates(pieces: Sequence[Piece], max_gap: int, overlap: int) -> Iterator
     first_frame = np.array([p.entries[0].first for p in pieces])[order]
     for i, piece in enumerate(pieces):
         end = np.searchsorted(first_frame, piece.entries[-1].last + max_gap + 1, side="right")
-        begin = np.searchsorted(first_frame, piece.entries[0].first, side="left")
-        later = np.arange(begin, end)
+        later = np.arange(end)  # a later window's first mask may precede i's first (long overlaps)
         later = later[(label[later] == piece.label) & (first_window[later] > piece.entries[0].window)]
         windows = np.array([e.window for e in piece.entries])  # i's windows from each j's first on
         later = later[len(windows) - np.searchsorted(windows, first_window[later]) <= overlap]
