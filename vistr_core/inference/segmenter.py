@@ -511,21 +511,23 @@ class VideoSegmenter:
     ) -> None:
         """One :class:`WindowEntry` per kept slot for re-linking: masks [k, T_real, h, w] bool,
         classes [k], colours [k, 3] (None only for a window without kept slots)."""
-        present = masks.flatten(2).any(2)  # [k, T_real]; every kept slot has a mask somewhere
+        if not track_ids:
+            return
+        firsts, lasts = _present_frames(masks)
+        slots = torch.arange(len(track_ids))
+        first_boxes = mask_boxes(masks[slots, torch.tensor(firsts)])  # [k, 4]
+        last_boxes = mask_boxes(masks[slots, torch.tensor(lasts)])
         for k, track_id in enumerate(track_ids):
-            frames = torch.nonzero(present[k]).flatten()
-            first, last = int(frames[0]), int(frames[-1])
-            boxes = mask_boxes(masks[k, [first, last]])  # [2, 4]
             self.history.setdefault(track_id, []).append(
                 WindowEntry(
                     window=window.index,
                     owns_from=owns_from,
-                    first=window.start + first,
-                    last=window.start + last,
+                    first=window.start + firsts[k],
+                    last=window.start + lasts[k],
                     label=int(classes[k]),
                     colour=colours[k] if colours is not None else torch.full((3,), float("nan")),
-                    first_box=boxes[0],
-                    last_box=boxes[1],
+                    first_box=first_boxes[k],
+                    last_box=last_boxes[k],
                 )
             )
 
@@ -537,8 +539,7 @@ class VideoSegmenter:
         """
         if self.max_gap == 0:  # nothing will ever be resumed
             return
-        present = masks.flatten(2).any(2)  # [k, T_real]; active slots have a mask somewhere
-        lasts = (masks.shape[1] - 1 - present.flip(1).float().argmax(1)).tolist()
+        lasts = _present_frames(masks)[1]
         if track_ids:
             boxes = mask_boxes(masks[torch.arange(len(track_ids)), torch.tensor(lasts)])  # [k, 4]
         for k, track_id in enumerate(track_ids):
@@ -584,9 +585,14 @@ class VideoSegmenter:
 
 def _first_masks(window: Window, masks: Tensor) -> list[tuple[int, Tensor]]:
     """(stream position, [h, w] bool mask) of each slot's first non-empty frame; masks [k, T_real, h, w]."""
-    present = masks.flatten(2).any(2)  # active slots have at least one
-    firsts = present.float().argmax(1).tolist()
-    return [(window.start + t, masks[k, t]) for k, t in enumerate(firsts)]
+    return [(window.start + t, masks[k, t]) for k, t in enumerate(_present_frames(masks)[0])]
+
+
+def _present_frames(masks: Tensor) -> tuple[list[int], list[int]]:
+    """Index of the first and of the last frame in which each slot has a mask; masks [k, T_real, h, w]
+    bool (every kept slot has one somewhere)."""
+    present = masks.flatten(2).any(2).float()  # [k, T_real]
+    return present.argmax(1).tolist(), (masks.shape[1] - 1 - present.flip(1).argmax(1)).tolist()
 
 
 def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
