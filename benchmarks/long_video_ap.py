@@ -255,9 +255,10 @@ def main() -> None:
     height, width = (int(v) for v in args.size.split("x"))
     model = load_model(args.checkpoint)
     cache = memoize_forward(model)
-    checkpoint_digest = hashlib.sha256(Path(args.checkpoint).read_bytes()).hexdigest()
-    if args.forward_cache is not None and args.forward_cache.exists():
-        cache.update(read_forward_cache(args.forward_cache, checkpoint_digest))
+    if args.forward_cache is not None:  # the checkpoint read a second time only for this
+        checkpoint_digest = hashlib.sha256(Path(args.checkpoint).read_bytes()).hexdigest()
+        if args.forward_cache.exists():
+            cache.update(read_forward_cache(args.forward_cache, checkpoint_digest))
     known = len(cache)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
