@@ -17,6 +17,7 @@ _C = TypeVar("_C")
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+BACKBONE_PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
@@ -160,6 +161,10 @@ class TrainConfig:
     ``loss_memory``: weight of the training-only dense class loss on the encoder memory
     (:func:`vistr_core.losses.memory_class_loss`); 0, the paper's recipe, skips it.
     ``loss_memory_box``: likewise for the dense box loss (:func:`vistr_core.losses.memory_box_loss`).
+    ``backbone_precision``: what a frozen backbone (``lr_backbone`` 0) computes in when the run is
+    fp32: "auto" (bf16 where the device has native bf16, else fp32), "fp32" or "bf16"
+    (:func:`vistr_core.engine.device.frozen_backbone_precision`). With ``amp`` the whole model,
+    backbone included, follows the run's precision.
     """
 
     epochs: int = 18
@@ -190,6 +195,7 @@ class TrainConfig:
     seed: int = 42
     workers: int = 2
     amp: bool = False
+    backbone_precision: str = "auto"
     checkpoint_every: int = 1000
     eval_every: int = 0
     log_every: int = 10
@@ -205,6 +211,10 @@ class TrainConfig:
                 raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.workers < 0 or self.eval_every < 0:
             raise ConfigError("workers and eval_every must not be negative")
+        if self.backbone_precision not in BACKBONE_PRECISIONS:
+            raise ConfigError(
+                f"backbone_precision must be one of {', '.join(BACKBONE_PRECISIONS)}, got {self.backbone_precision!r}"
+            )
 
 
 # A track's score is its mean per-frame score. Below this a track is "low-score": `vistr render`

@@ -91,6 +91,14 @@ def train(
             "native bf16 (AMX or AVX512-BF16) bf16; elsewhere fp32 (the report says why).",
         ),
     ] = None,
+    backbone_precision: Annotated[
+        str | None,
+        typer.Option(
+            "--backbone-precision",
+            help="What a frozen backbone (--lr-backbone 0) computes in when training in fp32: auto (bf16 "
+            "where the device has native bf16), fp32 or bf16. Default: the run's setting (auto).",
+        ),
+    ] = None,
     workers: Annotated[
         int | None, typer.Option(help="Data loading worker processes per training process.")
     ] = None,
@@ -121,8 +129,8 @@ def train(
 
     overrides = _overrides(
         epochs=epochs, max_iters=max_iters, batch_size=batch_size, accumulate=accumulate, lr=lr,
-        lr_backbone=lr_backbone, lr_drop=lr_drop, amp=amp, workers=workers, seed=seed,
-        eval_every=eval_every, checkpoint_every=checkpoint_every, log_every=log_every, copy_paste=copy_paste,
+        lr_backbone=lr_backbone, lr_drop=lr_drop, amp=amp, backbone_precision=backbone_precision,
+        workers=workers, seed=seed, eval_every=eval_every, checkpoint_every=checkpoint_every, log_every=log_every, copy_paste=copy_paste,
     )  # fmt: skip
     cpu_threads = thread_setting(threads)
     main_process = os.environ.get("RANK", "0") == "0"
@@ -154,6 +162,9 @@ def _report(summary: TrainSummary) -> None:
     )
     stderr.print(f"[bold]{state}[/] after {summary.steps} steps ({summary.seconds:.0f} s): {losses}")
     stderr.print(f"precision: {summary.precision.name} ({escape(summary.precision.reason)})")
+    backbone = summary.backbone_precision
+    if backbone.name != summary.precision.name:
+        stderr.print(f"backbone precision: {backbone.name} ({escape(backbone.reason)})")
     for step, metrics in sorted(summary.evaluations.items()):
         stderr.print(f"eval at step {step}: " + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
     typer.echo(str(summary.last_checkpoint))

@@ -46,6 +46,7 @@ class TrainingRun:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     precision: PrecisionChoice  # chosen once from --amp and the device
+    backbone_precision: PrecisionChoice  # what the (frozen) backbone computes in
     scaler: torch.amp.GradScaler | None
     feed: TrainFeed
     position: Position

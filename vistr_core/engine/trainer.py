@@ -31,7 +31,7 @@ from ..errors import ConfigError, VistrError
 from ..losses import build_criterion
 from ..presets import get_preset
 from ..progress import ProgressCallback, ProgressUpdate, no_progress
-from .device import PrecisionChoice, autocast, training_precision
+from .device import PrecisionChoice, autocast, frozen_backbone_precision, training_precision
 from .distributed import DistContext, cleanup_distributed, global_any, global_mean, init_distributed
 from .feed import TrainFeed, build_feed
 from .interrupt import stop_on_signals
@@ -76,6 +76,8 @@ class TrainSummary:
         seconds: wall time of this call.
         evaluations: step -> metrics of the periodic evaluations.
         precision: what the model ran in (``--amp`` and the device decide; the reason says why).
+        backbone_precision: what the backbone ran in (``backbone_precision``, the device and
+            whether it is frozen decide).
     """
 
     run_dir: Path
@@ -89,6 +91,7 @@ class TrainSummary:
     seconds: float = 0.0
     evaluations: dict[int, dict[str, float]] = field(default_factory=dict)
     precision: PrecisionChoice = PrecisionChoice("fp32", "--amp not set")
+    backbone_precision: PrecisionChoice = PrecisionChoice("fp32", "--amp not set")
 
 
 def train(
@@ -154,6 +157,7 @@ def train(
         seconds=time.perf_counter() - started,
         evaluations=dict(run.evaluations),
         precision=run.precision,
+        backbone_precision=run.backbone_precision,
     )
 
 
@@ -245,6 +249,14 @@ def _prepare(
         _calibrate_backbone(module, feed, ctx.device)
     optimizer = build_optimizer(module, config)
     precision = training_precision(config.amp, ctx.device)
+    backbone = module.vistr.backbone[0]
+    backbone_precision = frozen_backbone_precision(
+        config.backbone_precision,
+        frozen=not any(p.requires_grad for p in backbone.parameters()),
+        run=precision,
+        device=ctx.device,
+    )
+    backbone.compute_dtype = backbone_precision.dtype if precision.name == "fp32" else None
     run = TrainingRun(
         ctx=ctx, run_dir=run_dir, preset=saved.preset if saved and saved.preset else preset.name,
         model_config=model_config, data_config=data_config, config=config, categories=categories,
@@ -252,7 +264,8 @@ def _prepare(
             categories.num_classes, config, memory_stride=module.memory_stride
         ).to(ctx.device),
         optimizer=optimizer, scheduler=build_scheduler(optimizer, config),
-        precision=precision, scaler=_grad_scaler(ctx.device, precision), feed=feed, position=Position(),
+        precision=precision, backbone_precision=backbone_precision,
+        scaler=_grad_scaler(ctx.device, precision), feed=feed, position=Position(),
         data_root=data_root, split=split, eval_split=eval_split,
         progress=progress if ctx.is_main else no_progress, metrics=None,
         evaluator=evaluator,

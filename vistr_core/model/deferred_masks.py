@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .autocast_state import current_autocast
+
 # (hs_last [B, m, T, d] of the chosen slots, clip rows [B] into the stored features) -> masks
 # [B, m, T, h4, w4]; the stored features are those of the clips whose slots were chosen.
 MaskBranch = Callable[[Tensor, Tensor], Tensor]
@@ -55,7 +57,7 @@ class DeferredMasks(_SlotMasks):
         self._branch = branch
         self._hs = hs
         self.mask_size = mask_size
-        self._autocast = _current_autocast(hs.device.type)  # (enabled, dtype) of the forward
+        self._autocast = current_autocast(hs.device.type)  # (enabled, dtype) of the forward
 
     @property
     def shape(self) -> tuple[int, int, int, int, int]:
@@ -152,13 +154,3 @@ def pad_mask_edges(masks: Tensor, size: tuple[int, int]) -> Tensor:
     flat = masks.reshape(-1, 1, h, w)
     padded = F.pad(flat, (0, size[1] - w, 0, size[0] - h), mode="replicate")
     return padded.view(*masks.shape[:-2], *size)
-
-
-def _current_autocast(device_type: str) -> tuple[bool, torch.dtype]:
-    """(enabled, dtype) of the autocast state active now on ``device_type`` (torch 2.1-2.14)."""
-    try:
-        return torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
-    except (TypeError, AttributeError):  # torch < 2.4: per-device functions
-        if device_type == "cpu":
-            return torch.is_autocast_cpu_enabled(), torch.get_autocast_cpu_dtype()
-        return torch.is_autocast_enabled(), torch.get_autocast_gpu_dtype()
