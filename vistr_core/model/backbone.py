@@ -109,7 +109,8 @@ class FoldedWeights:
     The folded weights change only when a weight or a BN statistic does (loading a checkpoint,
     ``calibrate_batchnorm``, ``.to()``): the cache is keyed on every parameter's and buffer's storage
     and version counter, so any in-place change or move recomputes it. Saves, per forward, a multiply
-    of every conv weight and, in bf16, a cast of it: about 5 % of the ``tiny`` preset's backbone.
+    of every conv weight and, in bf16, a cast of it (the profiler put the fp32 fold at about 7 ms of
+    a 0.55 s ``tiny`` training step).
     """
 
     def __init__(self) -> None:
