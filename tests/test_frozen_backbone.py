@@ -128,7 +128,7 @@ def test_cuda_choices(monkeypatch, bf16):
 def test_bad_setting_is_refused():
     from vistr_core.config import TrainConfig
 
-    with pytest.raises(ConfigError, match="backbone_precision must be one of auto, fp32, bf16"):
+    with pytest.raises(ConfigError, match=r"--backbone-precision\) must be one of auto, fp32, bf16"):
         TrainConfig(backbone_precision="fp16")
 
 
@@ -157,3 +157,26 @@ def test_training_with_a_bf16_backbone_resumes_exactly_and_differs_from_fp32(dat
     )  # ... closely
     saved = json.loads((tmp_path / "fp32" / "config.json").read_text())
     assert saved["train"]["backbone_precision"] == "fp32"
+
+
+def test_cli_refuses_a_bad_backbone_precision_in_one_line_and_writes_nothing(dataset, tmp_path):  # noqa: F811
+    from typer.testing import CliRunner
+
+    from vistr_cli.app import app
+
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "--data",
+        str(dataset),
+        "--preset",
+        "tiny",
+        "--out",
+        str(out),
+        "--backbone-precision",
+        "fp16",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0
+    assert "--backbone-precision) must be one of auto, fp32, bf16" in result.output
+    assert not out.exists()

@@ -213,7 +213,8 @@ class TrainConfig:
             raise ConfigError("workers and eval_every must not be negative")
         if self.backbone_precision not in BACKBONE_PRECISIONS:
             raise ConfigError(
-                f"backbone_precision must be one of {', '.join(BACKBONE_PRECISIONS)}, got {self.backbone_precision!r}"
+                f"backbone_precision (--backbone-precision) must be one of {', '.join(BACKBONE_PRECISIONS)}, "
+                f"got {self.backbone_precision!r}"
             )
 
 

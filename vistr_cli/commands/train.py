@@ -130,7 +130,8 @@ def train(
     overrides = _overrides(
         epochs=epochs, max_iters=max_iters, batch_size=batch_size, accumulate=accumulate, lr=lr,
         lr_backbone=lr_backbone, lr_drop=lr_drop, amp=amp, backbone_precision=backbone_precision,
-        workers=workers, seed=seed, eval_every=eval_every, checkpoint_every=checkpoint_every, log_every=log_every, copy_paste=copy_paste,
+        workers=workers, seed=seed, eval_every=eval_every, checkpoint_every=checkpoint_every,
+        log_every=log_every, copy_paste=copy_paste,
     )  # fmt: skip
     cpu_threads = thread_setting(threads)
     main_process = os.environ.get("RANK", "0") == "0"
