@@ -27,7 +27,7 @@ vistr data synth --out "$OUT/shapes" --difficulty multi --videos 120 --valid-vid
     --seed 0 --force
 
 step "2/6 train the tiny preset on the CPU ($EPOCHS epochs, $((EPOCHS * 60)) steps)"
-vistr train --data "$OUT/shapes" --preset tiny --out "$OUT/run" --epochs "$EPOCHS" --lr-drop $((EPOCHS * 3 / 4)) --force
+vistr train --data "$OUT/shapes" --preset tiny --out "$OUT/run" --epochs "$EPOCHS" --lr-drop $((EPOCHS * 3 / 4)) --amp --force
 
 step "3/6 score it on the valid split (never trained on) with the official YouTube-VIS metric"
 vistr eval --data "$OUT/shapes" --split valid --checkpoint "$OUT/run/last.pt" --json "$OUT/eval/metrics.json" \
