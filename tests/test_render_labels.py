@@ -6,7 +6,7 @@ import numpy as np
 
 from vistr_core.render import OverlayStyle, crops_from_masks, draw_crops, format_label, track_color
 from vistr_core.render.draw import label_patch
-from vistr_core.render.labels import place_labels
+from vistr_core.render.labels import anchor_box, place_labels
 
 HEIGHT, WIDTH = 360, 640
 
@@ -112,3 +112,43 @@ def test_labels_keep_clear_of_a_caption():
     assert x >= 200 or y + 17 <= 270  # not on the caption
     assert not masks[0, y : y + 17, x : x + 66].any()
     assert place_labels(crops, [(17, 66)], HEIGHT, WIDTH) == [(10, 283)]  # without it: just above
+
+
+def true_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(mask)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def test_anchor_box_is_the_exact_box_of_the_largest_piece():
+    rng = np.random.default_rng(0)
+    for size in (40, 200, 700):  # subsampling steps 1, 4 and 11
+        for _ in range(20):
+            mask = np.zeros((size, size), bool)
+            y0, x0 = rng.integers(0, size // 2, 2)
+            h, w = rng.integers(size // 4, size // 2, 2)
+            mask[y0 : y0 + h, x0 : x0 + w] = True  # the largest piece
+            piece = mask.copy()
+            corner = size - 3
+            mask[corner:, corner:] = True  # a 3x3 speck in the far corner
+            crop = crops_from_masks(np.pad(mask, ((5, 0), (7, 0)))[None])[0]
+            bx0, by0, bx1, by1 = true_box(piece)
+            assert anchor_box(crop) == (bx0 + 7, by0 + 5, bx1 + 7, by1 + 5)
+
+
+def test_anchor_box_of_one_piece_is_the_mask_box():
+    yy, xx = np.mgrid[:HEIGHT, :WIDTH]
+    ring = ((yy - 180) ** 2 + (xx - 320) ** 2 <= 120**2) & ((yy - 180) ** 2 + (xx - 320) ** 2 >= 100**2)
+    for mask in (ring, crowded_masks()[0]):
+        crop = crops_from_masks(mask[None])[0]
+        assert anchor_box(crop) == crop.box == true_box(mask)
+
+
+def test_a_label_goes_by_the_main_piece_not_by_a_stray_speck():
+    """A large object at the bottom left and a speck of the same mask at the top right: the mask's
+    box spans the frame, and a label placed by it would sit near the speck, far from the object."""
+    mask = np.zeros((1, HEIGHT, WIDTH), bool)
+    mask[0, 200:330, 40:200] = True
+    mask[0, 10:13, 600:603] = True
+    ((x0, y0, x1, y1),) = label_rects(mask, [format_label("car", 0.9, 1)], 0.5)
+    assert not mask[0, y0:y1, x0:x1].any()
+    assert y1 == 200 and 40 <= x0 < 200, (x0, y0, x1, y1)  # just above the object, over it

@@ -14,11 +14,18 @@ A place *fits* when it lies inside the frame and covers no other label, no pixel
 and no pixel of another mask. When no place does, the first one that covers other masks but
 neither its own mask nor a label is taken, then one that covers only its own mask, then the first
 place inside the frame. Candidates are shifted sideways into the frame, never cut off by its edge.
+
+"The object's box" is the box of its mask's largest connected piece (:func:`anchor_box`): a mask
+in pieces (stray pixels far away, a slot that covers two objects at once) has a box spanning them
+all, and a label placed by that box can sit where no piece of its object is.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+
+import cv2
+import numpy as np
 
 from .crops import MaskCrop
 
@@ -37,6 +44,40 @@ def _candidates(box: Rect, h: int, w: int, height: int, width: int) -> Iterator[
         if above < 0 and below + h > height:
             break
         yield from ((x0, above), (x0, below))
+
+
+#: Pieces are found on the mask subsampled to at most this many pixels a side: finding them at full
+#: size costs 0.56 ms for a 300x300 crop against 0.03 ms at 64x64 (OpenCV, one thread, AMD EPYC),
+#: and would double the cost of drawing a 720p frame of ten tracks.
+_PIECE_GRID = 64
+
+
+def anchor_box(crop: MaskCrop) -> Rect:
+    """The frame box ``(x0, y0, x1, y1)`` of ``crop``'s largest connected piece (8-connected).
+
+    Pieces are found on the mask subsampled every ``step`` pixels (``step`` keeps it within
+    ``_PIECE_GRID`` a side); the largest piece's box is then read from the full-size mask around
+    it, exact unless another piece lies within one step of it. A mask whose one piece spans its
+    box, or whose pieces all vanish when subsampled, keeps ``crop.box``.
+    """
+    h, w = crop.mask.shape
+    step = max(1, -(-max(h, w) // _PIECE_GRID))
+    coarse = np.ascontiguousarray(crop.mask[::step, ::step])
+    count, _, stats, _ = cv2.connectedComponentsWithStats(coarse, connectivity=8)
+    if count < 2:  # every piece vanished when subsampled
+        return crop.box
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    cx, cy, cw, ch = (int(v) for v in stats[largest, :4])
+    if count == 2 and (cx, cy, cw, ch) == (0, 0, coarse.shape[1], coarse.shape[0]):
+        return crop.box  # one piece that spans the crop (the common case): nothing to refine
+    # The piece's full-size pixels lie between its samples and the next samples outside it.
+    x0, y0 = max(0, (cx - 1) * step + 1), max(0, (cy - 1) * step + 1)
+    x1, y1 = min(w, (cx + cw) * step), min(h, (cy + ch) * step)
+    px, py, pw, ph = cv2.boundingRect(crop.mask[y0:y1, x0:x1])
+    if pw == 0:  # not reached for a consistent crop; keep the whole box rather than none
+        return crop.box
+    bx, by = crop.box[:2]
+    return (bx + x0 + px, by + y0 + py, bx + x0 + px + pw, by + y0 + py + ph)
 
 
 def _covers(rect: Rect, crop: MaskCrop) -> bool:
@@ -77,7 +118,8 @@ def _place_one(
     h, w = size
     best: tuple[int, int] | None = None
     best_rank = (_OVER_LABEL + 1, 0)
-    for x, y in _candidates(crop.box, h, w, height, width):
+    anchor = anchor_box(crop)
+    for x, y in _candidates(anchor, h, w, height, width):
         x = min(max(x, 0), max(width - w, 0))  # shifted sideways into the frame
         if y < 0 or y + h > height:
             continue
@@ -89,7 +131,7 @@ def _place_one(
     if best is not None and best_rank[0] < _OVER_OWN:
         return best
     # Nothing outside the object is free: its box's top-left corner, unless a label is there.
-    x0, y0 = crop.box[:2]
+    x0, y0 = anchor[:2]
     corner = (min(max(x0, 0), max(width - w, 0)), min(max(y0, 0), max(height - h, 0)))
     if (
         best is None
