@@ -70,12 +70,11 @@ def anchor_box(crop: MaskCrop) -> Rect:
     cx, cy, cw, ch = (int(v) for v in stats[largest, :4])
     if count == 2 and (cx, cy, cw, ch) == (0, 0, coarse.shape[1], coarse.shape[0]):
         return crop.box  # one piece that spans the crop (the common case): nothing to refine
-    # The piece's full-size pixels lie between its samples and the next samples outside it.
+    # The piece's full-size pixels lie between its samples and the next samples outside it; the
+    # window holds at least its sample at (cy * step, cx * step), so its box is never empty.
     x0, y0 = max(0, (cx - 1) * step + 1), max(0, (cy - 1) * step + 1)
     x1, y1 = min(w, (cx + cw) * step), min(h, (cy + ch) * step)
     px, py, pw, ph = cv2.boundingRect(crop.mask[y0:y1, x0:x1])
-    if pw == 0:  # not reached for a consistent crop; keep the whole box rather than none
-        return crop.box
     bx, by = crop.box[:2]
     return (bx + x0 + px, by + y0 + py, bx + x0 + px + pw, by + y0 + py + ph)
 
