@@ -101,6 +101,25 @@ def test_copy_paste_is_saved_with_the_run_and_resumes_exactly(dataset, tmp_path)
     assert plain.steps == 5
 
 
+def test_resume_may_move_the_lr_drop_while_no_rate_differs(dataset, tmp_path):
+    """A run stopped before its learning rate dropped can resume with another ``lr_drop`` (how a
+    schedule is shortened from a checkpoint): it then equals, weight for weight and loss for loss,
+    the run that had that ``lr_drop`` from the start. Once the rates so far differ, it is refused."""
+    # 4 clips per epoch: the drop after epoch 0 (lr_drop 1) falls at step 4.
+    straight = run(dataset, tmp_path / "straight", overrides={"max_iters": 6, "lr_drop": 1})
+    run(dataset, tmp_path / "split", overrides={"max_iters": 3, "lr_drop": 5})
+    second = run(dataset, tmp_path / "split", overrides={"max_iters": 6, "lr_drop": 1}, resume=True)
+    a, b = weights(straight.last_checkpoint), weights(second.last_checkpoint)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    logged = losses_logged(tmp_path / "split")
+    assert logged == losses_logged(tmp_path / "straight")
+    assert logged[2]["lr"] == pytest.approx(10 * logged[-1]["lr"])  # the moved drop took effect
+    assert json.loads((tmp_path / "split" / "config.json").read_text())["train"]["lr_drop"] == 1
+    # epoch 1 ran at lr/10 under lr_drop 1 but would run at lr under 5: not the same run
+    with pytest.raises(ConfigError, match="lr_drop"):
+        run(dataset, tmp_path / "straight", overrides={"max_iters": 8, "lr_drop": 5}, resume=True)
+
+
 def test_checkpoint_contents_and_run_folder(dataset, tmp_path):
     summary = run(dataset, tmp_path / "r", overrides={"max_iters": 2, "checkpoint_every": 2})
     files = sorted(p.name for p in (tmp_path / "r").iterdir())

@@ -64,7 +64,10 @@ def train(
     ] = None,
     lr_backbone: Annotated[float | None, typer.Option(help="Backbone learning rate (0 freezes it).")] = None,
     lr_drop: Annotated[
-        int | None, typer.Option(help="Divide the learning rates by 10 every N epochs.")
+        int | None,
+        typer.Option(
+            help="Divide the learning rates by 10 every N epochs (may change on resume while no rate differs)."
+        ),
     ] = None,
     init_from: Annotated[
         Path | None,

@@ -47,6 +47,7 @@ from .train_state import Position, SavedRun, read_saved_run, restore_training_st
 RESUMABLE_SETTINGS = frozenset(
     {"epochs", "max_iters", "checkpoint_every", "eval_every", "workers", "log_every"}
 )
+# lr_drop too, while the learning rate has not yet dropped under either interval (_same_rates_so_far).
 
 #: DataConfig fields that ``overrides`` may set too (training augmentation, not preprocessing: a
 #: model's inference preprocessing stays its preset's).
@@ -192,7 +193,11 @@ def _settings(
         data = dataclasses.replace(preset.data, **data_overrides)
         return model, data, _replace_train(preset.train, overrides)
     changed = sorted(
-        k for k, v in overrides.items() if k not in RESUMABLE_SETTINGS and getattr(saved.train, k, v) != v
+        k
+        for k, v in overrides.items()
+        if k not in RESUMABLE_SETTINGS
+        and getattr(saved.train, k, v) != v
+        and not (k == "lr_drop" and _same_rates_so_far(saved.train.lr_drop, v, saved.position.epoch))
     ) + sorted(k for k, v in data_overrides.items() if getattr(saved.data, k) != v)
     if changed or (num_frames is not None and num_frames != saved.model.num_frames):
         what = ", ".join(changed) or "num_frames"
@@ -201,6 +206,14 @@ def _settings(
             "start a new run with --init-from the checkpoint instead"
         )
     return saved.model, saved.data, _replace_train(saved.train, overrides)
+
+
+def _same_rates_so_far(lr_drop: int, new_lr_drop: int, epoch: int) -> bool:
+    """Whether epochs 0..``epoch`` ran at the same learning rates under both drop intervals: then a
+    resumed run with the new one continues exactly the run that had it from the start (how a
+    schedule is shortened or lengthened from a checkpoint taken before its drop)."""
+    old, new = max(1, lr_drop), max(1, new_lr_drop)
+    return all(e // old == e // new for e in range(epoch + 1))
 
 
 def _replace_train(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
@@ -283,6 +296,8 @@ def _restore(run: TrainingRun, checkpoint: dict[str, Any], position: Position) -
     restore_training_state(
         checkpoint, model=run.module, optimizer=run.optimizer, scheduler=run.scheduler, scaler=run.scaler
     )
+    # The saved schedule carries its own interval; a resume may have moved the drop (_settings).
+    run.scheduler.step_size = max(1, run.config.lr_drop)
     run.position = position
     _restore_rank_rng(checkpoint, run.ctx, run.config.seed, position.step)
 
