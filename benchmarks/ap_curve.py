@@ -92,13 +92,9 @@ def main() -> None:
     for run, points in checkpoints.items():
         curves[run] = []
         for step, path in points:
-            curves[run].append(
-                {"step": step, "checkpoint": str(path), **score(path, args.data, args.split, infer)}
-            )
-            print(
-                f"{run} step {step}: AP {curves[run][-1]['AP']:.4f} AP50 {curves[run][-1]['AP50']:.4f}",
-                flush=True,
-            )
+            point = {"step": step, "checkpoint": str(path), **score(path, args.data, args.split, infer)}
+            curves[run].append(point)
+            print(f"{run} step {step}: AP {point['AP']:.4f} AP50 {point['AP50']:.4f}", flush=True)
     print(table(curves))
     write_report(
         args.out,

@@ -33,4 +33,19 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.StepLR:
     """Multiply every learning rate by ``lr_gamma`` every ``lr_drop`` epochs (stepped per epoch)."""
-    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, config.lr_drop), gamma=config.lr_gamma)
+    return torch.optim.lr_scheduler.StepLR(
+        optimizer, step_size=drop_interval(config.lr_drop), gamma=config.lr_gamma
+    )
+
+
+def drop_interval(lr_drop: int) -> int:
+    """Epochs between learning-rate drops (an ``lr_drop`` below 1 drops after every epoch)."""
+    return max(1, lr_drop)
+
+
+def same_rates_so_far(lr_drop: int, new_lr_drop: int, epoch: int) -> bool:
+    """Whether epochs 0..``epoch`` ran at the same learning rates under both drop intervals: then a
+    resumed run with the new one continues exactly the run that had it from the start (how a
+    schedule is shortened or lengthened from a checkpoint taken before its drop)."""
+    old, new = drop_interval(lr_drop), drop_interval(new_lr_drop)
+    return all(e // old == e // new for e in range(epoch + 1))

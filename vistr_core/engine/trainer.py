@@ -35,7 +35,7 @@ from .device import PrecisionChoice, autocast, frozen_backbone_precision, traini
 from .distributed import DistContext, cleanup_distributed, global_any, global_mean, init_distributed
 from .feed import TrainFeed, build_feed
 from .interrupt import stop_on_signals
-from .optim import build_optimizer, build_scheduler
+from .optim import build_optimizer, build_scheduler, drop_interval, same_rates_so_far
 from .rng import restore_rng_state, seed_everything
 from .run_dir import LAST, METRICS, MetricsLog, RunFolderGuard, prepare_run_dir, write_run_config
 from .run_state import Evaluator, TrainingRun
@@ -47,7 +47,8 @@ from .train_state import Position, SavedRun, read_saved_run, restore_training_st
 RESUMABLE_SETTINGS = frozenset(
     {"epochs", "max_iters", "checkpoint_every", "eval_every", "workers", "log_every"}
 )
-# lr_drop too, while the learning rate has not yet dropped under either interval (_same_rates_so_far).
+# lr_drop too, while every epoch so far keeps its learning rate under the new interval
+# (optim.same_rates_so_far).
 
 #: DataConfig fields that ``overrides`` may set too (training augmentation, not preprocessing: a
 #: model's inference preprocessing stays its preset's).
@@ -197,7 +198,7 @@ def _settings(
         for k, v in overrides.items()
         if k not in RESUMABLE_SETTINGS
         and getattr(saved.train, k, v) != v
-        and not (k == "lr_drop" and _same_rates_so_far(saved.train.lr_drop, v, saved.position.epoch))
+        and not (k == "lr_drop" and same_rates_so_far(saved.train.lr_drop, v, saved.position.epoch))
     ) + sorted(k for k, v in data_overrides.items() if getattr(saved.data, k) != v)
     if changed or (num_frames is not None and num_frames != saved.model.num_frames):
         what = ", ".join(changed) or "num_frames"
@@ -206,14 +207,6 @@ def _settings(
             "start a new run with --init-from the checkpoint instead"
         )
     return saved.model, saved.data, _replace_train(saved.train, overrides)
-
-
-def _same_rates_so_far(lr_drop: int, new_lr_drop: int, epoch: int) -> bool:
-    """Whether epochs 0..``epoch`` ran at the same learning rates under both drop intervals: then a
-    resumed run with the new one continues exactly the run that had it from the start (how a
-    schedule is shortened or lengthened from a checkpoint taken before its drop)."""
-    old, new = max(1, lr_drop), max(1, new_lr_drop)
-    return all(e // old == e // new for e in range(epoch + 1))
 
 
 def _replace_train(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
@@ -297,7 +290,7 @@ def _restore(run: TrainingRun, checkpoint: dict[str, Any], position: Position) -
         checkpoint, model=run.module, optimizer=run.optimizer, scheduler=run.scheduler, scaler=run.scaler
     )
     # The saved schedule carries its own interval; a resume may have moved the drop (_settings).
-    run.scheduler.step_size = max(1, run.config.lr_drop)
+    run.scheduler.step_size = drop_interval(run.config.lr_drop)
     run.position = position
     _restore_rank_rng(checkpoint, run.ctx, run.config.seed, position.step)
 
