@@ -96,6 +96,8 @@ def reference_forward(model, frames):
     pos = det.backbone[1](torch.zeros(1, t, h, w, dtype=torch.bool))[0]  # [T, d, h, w]
     seq = src.permute(0, 2, 3, 1).reshape(t * h * w, 1, d)
     pos_seq = pos.permute(0, 2, 3, 1).reshape(t * h * w, 1, d)
+    if det.transformer.position_in_memory:  # not in the paper: the `tiny` preset's encoder input
+        seq = seq + pos_seq
     hs, memory = _transformer(det.transformer, seq, pos_seq, det.query_embed.weight)
     logits = det.class_embed(hs[-1])
     boxes = det.bbox_embed(hs[-1]).sigmoid()

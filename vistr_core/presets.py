@@ -38,6 +38,11 @@ TINY = Preset(
         # init (every slot segmented all the objects at once), 0.96 with these.
         mask_attention_gain=32.0,
         mask_prior=0.1,
+        # The position encoding added to the encoder's input tokens too: a random backbone's
+        # features say little about where a token is. Quickstart recipe, two seeds, held-out AP /
+        # AP50 on 120 other clips: 0.518 / 0.832 and 0.499 / 0.838, against 0.455 / 0.809 and
+        # 0.483 / 0.833 without (README: "Several objects from scratch").
+        position_in_memory=True,
     ),
     # 192-pixel frames: at stride 32 that is 6x8 tokens a frame. At 96 pixels (3x4 tokens) an
     # object covers one or two tokens and two objects often share one (README: "Several objects
