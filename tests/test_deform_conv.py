@@ -26,26 +26,50 @@ def _inputs(
     return x, offset, weight
 
 
+def _torchvision(x, offset, weight, grads, padding=1, dilation=1):
+    """torchvision's value and (d input, d offset, d weight) for output gradient ``grads``."""
+    leaves = [t.clone().requires_grad_() for t in (x, offset, weight)]
+    out = torchvision.ops.deform_conv2d(*leaves, padding=(padding, padding), dilation=(dilation, dilation))
+    return (out, *torch.autograd.grad(out, leaves, grads))
+
+
+def _left_offset_grad(x, offset, weight, grads, padding=1, dilation=1, eta=1e-3):
+    """d offset from the other side of every pixel: torchvision takes the cell above/right of a
+    position exactly on a pixel (its floor); moving only the differentiated coordinate by -eta
+    lands inside the cell below/left, where bilinear sampling is linear in that coordinate."""
+    left = torch.empty_like(offset)
+    for axis in (0, 1):  # channel 2k is tap k's dy, 2k+1 its dx
+        shifted = offset.clone()
+        shifted[:, axis::2] -= eta
+        left[:, axis::2] = _torchvision(x, shifted, weight, grads, padding, dilation)[2][:, axis::2]
+    return left
+
+
+def _assert_offset_grad_one_sided(ours, right, left, atol):
+    """Each offset gradient equals torchvision's, or on a pixel the other one-sided derivative
+    (grid_sample's rounding may put a position an ulp below the pixel; see _sampled_chunk)."""
+    tol = atol + 1e-5 * torch.maximum(right.abs(), left.abs())
+    ok = ((ours - right).abs() <= tol) | ((ours - left).abs() <= tol)
+    assert ok.all(), f"d offset: {int((~ok).sum())} of {ok.numel()} match neither side of the pixel"
+
+
 def _compare(x, offset, weight, padding, dilation, atol):
     grads = torch.randn(x.shape[0], weight.shape[0], *offset.shape[-2:], dtype=x.dtype)
-    results = []
-    for fn in (
-        lambda a, o, w: deform_conv2d_cpu(a, o, w, padding=padding, dilation=dilation),
-        lambda a, o, w: torchvision.ops.deform_conv2d(
-            a, o, w, padding=(padding, padding), dilation=(dilation, dilation)
-        ),
-    ):
-        leaves = [t.clone().requires_grad_() for t in (x, offset, weight)]
-        out = fn(*leaves)
-        results.append((out, *torch.autograd.grad(out, leaves, grads)))
+    leaves = [t.clone().requires_grad_() for t in (x, offset, weight)]
+    out = deform_conv2d_cpu(*leaves, padding=padding, dilation=dilation)
+    ours = (out, *torch.autograd.grad(out, leaves, grads))
+    ref = _torchvision(x, offset, weight, grads, padding, dilation)
     with torch.no_grad():  # the inference path
         inference = deform_conv2d_cpu(x, offset, weight, padding=padding, dilation=dilation)
-    torch.testing.assert_close(inference, results[1][0].detach(), atol=atol, rtol=1e-5)
-    for name, ours, ref in zip(("value", "d input", "d offset", "d weight"), *results, strict=True):
+    torch.testing.assert_close(inference, ref[0].detach(), atol=atol, rtol=1e-5)
+    checked = zip(("value", "d input", "d weight"), ours[:2] + ours[3:], ref[:2] + ref[3:], strict=True)
+    for name, mine, theirs in checked:
         # Weight gradients sum over N*H*W products: float32 summation order alone moves them by
         # ~1e-6 of their scale, so their tolerance is relative to that scale.
-        tol = atol * max(1.0, ref.abs().max().item()) if name == "d weight" else atol
-        torch.testing.assert_close(ours, ref, atol=tol, rtol=1e-5, msg=lambda m, name=name: f"{name}: {m}")
+        tol = atol * max(1.0, theirs.abs().max().item()) if name == "d weight" else atol
+        torch.testing.assert_close(mine, theirs, atol=tol, rtol=1e-5, msg=lambda m, name=name: f"{name}: {m}")
+    left = _left_offset_grad(x, offset, weight, grads, padding, dilation)
+    _assert_offset_grad_one_sided(ours[2], ref[2], left, atol)
 
 
 @pytest.mark.parametrize(
@@ -97,27 +121,30 @@ def test_training_path_is_chunked_consistently(monkeypatch):
 
     x, offset, weight = _inputs(5, 3, 2, 6, 7, seed=3)
     whole = _value_and_grads(x, offset, weight)
-    monkeypatch.setattr(dc, "_MAX_TABLE_ELEMENTS", 9 * 2 * 8 * 8 * 2)  # two samples per chunk
+    monkeypatch.setattr(dc, "_MAX_TABLE_ELEMENTS", 9 * 2 * 6 * 7 * 2)  # two samples per chunk
     chunked = _value_and_grads(x, offset, weight)
     for ours, ref in zip(chunked, whole, strict=True):
         torch.testing.assert_close(ours, ref, atol=1e-6, rtol=1e-5)  # weight grads: summation order
 
 
 @pytest.mark.parametrize(("h", "w"), [(8, 16), (7, 13), (16, 9)])
-def test_training_path_exact_at_pixel_centers(h, w):
+def test_training_path_at_pixel_centers(h, w):
     """Zero offsets (the mask head's init) sample exactly on pixels: the training path then
-    equals a plain 3x3 convolution, and the offset gradient takes torchvision's
-    side of every pixel (its floor), whether or not the size is a power of two."""
+    equals a plain 3x3 convolution with torchvision's input and weight gradients, and each offset
+    gradient is one of the pixel's two one-sided derivatives (torchvision's side exactly where the
+    size is a power of two, as 8 and 16 are)."""
     x, offset, weight = _inputs(2, 5, 4, h, w, offset_scale=0.0, seed=6)
     ours = _value_and_grads(x, offset, weight)
-    leaves = [t.clone().requires_grad_() for t in (x, offset, weight)]
-    ref = torchvision.ops.deform_conv2d(*leaves, padding=(1, 1))
-    ref_grads = torch.autograd.grad(ref, leaves, torch.ones_like(ref))
+    ones = torch.ones(2, 4, h, w)
+    ref = _torchvision(x, offset, weight, ones)
     torch.testing.assert_close(
         ours[0], torch.nn.functional.conv2d(x, weight, padding=1), atol=1e-5, rtol=1e-5
     )
-    for mine, theirs in zip(ours[1:], ref_grads, strict=True):
+    for mine, theirs in zip(ours[1::2], ref[1::2], strict=True):  # d input, d weight
         torch.testing.assert_close(mine, theirs, atol=1e-4, rtol=1e-5)
+    _assert_offset_grad_one_sided(ours[2], ref[2], _left_offset_grad(x, offset, weight, ones), atol=1e-4)
+    if h in (8, 16) and w in (8, 16):
+        torch.testing.assert_close(ours[2], ref[2], atol=1e-4, rtol=1e-5)
 
 
 def test_training_path_under_cpu_autocast():

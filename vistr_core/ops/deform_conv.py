@@ -17,8 +17,8 @@ halves what the sampling moves), and no im2col columns are materialized. Then:
 - training: ``F.grid_sample`` samples tap k's Cout channels at tap k's positions (K folded into
   the batch). Its backward does not sort all 4K*Ho*Wo indices as embedding_bag's does (the tiny
   preset's mask head, 24 x 24 x 48 x 64: 206 ms -> 96 ms forward + backward, a quickstart
-  training step 24 % cheaper; ``benchmarks/deform_conv.py``). Its forward pads the table to
-  power-of-two sizes (below), so the bag stays faster where nothing needs a gradient.
+  training step 24 % cheaper; ``benchmarks/deform_conv.py``). The forward's gather stays faster
+  where nothing needs a gradient.
 
 Everything on the training path is differentiable (w.r.t. input, offsets and weight) through
 standard autograd.
@@ -35,8 +35,8 @@ from torch import Tensor, nn
 # while keeping ops large; with small chunks per-op overhead and thread
 # synchronization dominate (2^19 entries measured 4x slower than 2^23 on 2 threads).
 _MAX_BAG_ENTRIES = 1 << 24
-# Padded-table elements per chunk on the training path (128 MB in float32, as much again for its
-# gradient); the tiny preset's mask head needs 11-28 M, one chunk.
+# Table elements per chunk on the training path (128 MB in float32, as much again for its
+# gradient); the tiny preset's mask head needs 8-13 M, one chunk.
 _MAX_TABLE_ELEMENTS = 1 << 25
 
 
@@ -84,7 +84,7 @@ def deform_conv2d_cpu(
     proj = weight.permute(1, 2, 3, 0).reshape(cin, k * cout)
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (input, offset, weight))
     if needs_grad:
-        per_sample = max(1, _MAX_TABLE_ELEMENTS // (k * cout * _power_of_two(h) * _power_of_two(w)))
+        per_sample = max(1, _MAX_TABLE_ELEMENTS // (k * cout * h * w))
         sample = _sampled_chunk
     else:
         # Bounded temporaries, and table rows (built in float32) below 2^24 when possible.
@@ -109,35 +109,30 @@ def _sampled_chunk(
     """The training path. x: [n, C, H, W], offset: [n, 2K, Ho, Wo], proj: [C, K*Cout] -> [n, Cout, Ho, Wo].
 
     grid_sample (align_corners=False) reads normalized coordinate g at pixel ((g + 1) * S - 1) / 2
-    for an input of size S. Round-tripping a pixel position through g is exact in floating point
-    only when S is a power of two, so the table is zero-padded to such sizes: integer positions (all
-    of them at zero offsets, the mask head's init) then keep torchvision's floor, and with it its
-    gradient. The padding reads zeros, as outside the image.
+    for an input of size S. Unless S is a power of two that round trip can move a position by an
+    ulp, so a position exactly on a pixel (every position at zero offsets, the mask head's init)
+    may take the pixel's other side: the same value, and the offset gradient of the neighbouring
+    cell, the other one-sided derivative. Padding the table to power-of-two sizes would keep
+    torchvision's side, at up to 2.25x the memory traffic (52 x 70 -> 64 x 128 at the tiny
+    preset's largest training scale); measured, dropping it made a quickstart step ~8 % faster.
     """
     n, c, h, w = x.shape
     k = kernel[0] * kernel[1]
     ho, wo = offset.shape[-2:]
-    sh, sw = _power_of_two(h), _power_of_two(w)
     table = (x.permute(0, 2, 3, 1).reshape(n * h * w, c) @ proj).view(n, h, w, k, cout)
     # Positions need float32 at least (bf16 would move a sample at x = 60 by up to 0.25 pixel).
-    dtype = torch.promote_types(table.dtype, torch.float32)
-    padded = table.new_zeros((n, k, cout, sh, sw), dtype=dtype)
-    padded[..., :h, :w] = table.permute(0, 3, 4, 1, 2)
+    out_dtype, dtype = table.dtype, torch.promote_types(table.dtype, torch.float32)
+    table = table.permute(0, 3, 4, 1, 2).to(dtype).reshape(n * k, cout, h, w)
     y, xx = _sampling_positions(offset, kernel, padding, dilation)  # [n, Ho, Wo, K] each
     # As torchvision: nothing is sampled (value and gradient 0) unless -1 < y < H and -1 < x < W,
     # so positions beyond [-1, H] change nothing when limited to it; a non-finite offset (a
     # diverging model) becomes such a position and samples nothing, so the loss reports the NaN.
     y = torch.where(y >= -1, y, -1.0).clamp_max(h)
     xx = torch.where(xx >= -1, xx, -1.0).clamp_max(w)
-    grid = torch.stack(((2 * xx + 1) / sw - 1, (2 * y + 1) / sh - 1), dim=-1).to(dtype)
+    grid = torch.stack(((2 * xx + 1) / w - 1, (2 * y + 1) / h - 1), dim=-1).to(dtype)
     grid = grid.permute(0, 3, 1, 2, 4).reshape(n * k, ho, wo, 2)  # tap k of sample i is batch i*K + k
-    taps = F.grid_sample(padded.view(n * k, cout, sh, sw), grid, padding_mode="zeros", align_corners=False)
-    return taps.view(n, k, cout, ho, wo).sum(1).to(table.dtype)
-
-
-def _power_of_two(size: int) -> int:
-    """The smallest power of two >= size."""
-    return 1 << (size - 1).bit_length()
+    taps = F.grid_sample(table, grid, padding_mode="zeros", align_corners=False)
+    return taps.view(n, k, cout, ho, wo).sum(1).to(out_dtype)
 
 
 def _gathered_chunk(
