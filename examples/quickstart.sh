@@ -9,9 +9,9 @@
 # one clip of each of the 120 training videos = 60 steps at the tiny preset's batch of 2). The
 # learning rate drops 10x for the last quarter: at a constant rate the held-out AP swings between
 # checkpoints. 28 epochs is what fits the 15-minute budget on middle-speed allocations; 32 scored
-# 0.03-0.05 AP higher on 120 other held-out clips, 24 fell below AP50 0.8 (README: "The schedule"). `--dedup-iou 0.5`: a model trained this briefly
-# still gives some objects to two slots at once; dropping the weaker copy scores higher (README:
-# "Several objects from scratch").
+# 0.03-0.05 AP higher on 120 other held-out clips, 24 fell below AP50 0.8 (README: "The schedule").
+# `--dedup-iou 0.5`: a model trained this briefly still gives some objects to two slots at once;
+# dropping the weaker copy scores higher (README: "Several objects from scratch").
 # `--merge-iou 0.1`: slots that each hold part of one object (same class, same colour) become one,
 # which keeps long tracks whole (README: "Long videos"). After each video, tracks are re-linked by
 # colour (on by default, `--relink-colour 20`): switches between look-alikes are undone and tracks
