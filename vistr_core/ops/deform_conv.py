@@ -122,7 +122,9 @@ def _sampled_chunk(
     table = (x.permute(0, 2, 3, 1).reshape(n * h * w, c) @ proj).view(n, h, w, k, cout)
     # Positions need float32 at least (bf16 would move a sample at x = 60 by up to 0.25 pixel).
     out_dtype, dtype = table.dtype, torch.promote_types(table.dtype, torch.float32)
-    table = table.permute(0, 3, 4, 1, 2).to(dtype).reshape(n * k, cout, h, w)
+    # One pass: the cast writes the tap-major layout directly (cast, then reshape, would copy twice).
+    tap_major = table.new_empty((n, k, cout, h, w), dtype=dtype).copy_(table.permute(0, 3, 4, 1, 2))
+    table = tap_major.view(n * k, cout, h, w)
     y, xx = _sampling_positions(offset, kernel, padding, dilation)  # [n, Ho, Wo, K] each
     # As torchvision: nothing is sampled (value and gradient 0) unless -1 < y < H and -1 < x < W,
     # so positions beyond [-1, H] change nothing when limited to it; a non-finite offset (a
