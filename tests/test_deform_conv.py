@@ -26,6 +26,13 @@ def _inputs(
     return x, offset, weight
 
 
+def _value_and_grads(x, offset, weight, grads=None, padding=1, dilation=1):
+    """Our value and (d input, d offset, d weight) for output gradient ``grads`` (default ones)."""
+    leaves = [t.clone().requires_grad_() for t in (x, offset, weight)]
+    out = deform_conv2d_cpu(*leaves, padding=padding, dilation=dilation)
+    return (out, *torch.autograd.grad(out, leaves, torch.ones_like(out) if grads is None else grads))
+
+
 def _torchvision(x, offset, weight, grads, padding=1, dilation=1):
     """torchvision's value and (d input, d offset, d weight) for output gradient ``grads``."""
     leaves = [t.clone().requires_grad_() for t in (x, offset, weight)]
@@ -55,9 +62,7 @@ def _assert_offset_grad_one_sided(ours, right, left, atol):
 
 def _compare(x, offset, weight, padding, dilation, atol):
     grads = torch.randn(x.shape[0], weight.shape[0], *offset.shape[-2:], dtype=x.dtype)
-    leaves = [t.clone().requires_grad_() for t in (x, offset, weight)]
-    out = deform_conv2d_cpu(*leaves, padding=padding, dilation=dilation)
-    ours = (out, *torch.autograd.grad(out, leaves, grads))
+    ours = _value_and_grads(x, offset, weight, grads, padding, dilation)
     ref = _torchvision(x, offset, weight, grads, padding, dilation)
     with torch.no_grad():  # the inference path
         inference = deform_conv2d_cpu(x, offset, weight, padding=padding, dilation=dilation)
@@ -108,12 +113,6 @@ def test_large_batch_is_chunked_consistently(monkeypatch):
     whole = deform_conv2d_cpu(x, offset, weight)
     monkeypatch.setattr(dc, "_MAX_BAG_ENTRIES", 6 * 7 * 9 * 4 * 2)  # two samples per chunk
     torch.testing.assert_close(deform_conv2d_cpu(x, offset, weight), whole, atol=0, rtol=0)
-
-
-def _value_and_grads(x, offset, weight):
-    leaves = [t.clone().requires_grad_() for t in (x, offset, weight)]
-    out = deform_conv2d_cpu(*leaves)
-    return (out, *torch.autograd.grad(out, leaves, torch.ones_like(out)))
 
 
 def test_training_path_is_chunked_consistently(monkeypatch):
