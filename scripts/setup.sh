@@ -13,17 +13,22 @@ fi
 PACKAGES=("torch==2.14.1" "torchvision==0.29.1")
 
 install_with_uv() {
-  [ "${VISTR_SETUP_PIP:-0}" != 1 ] || return 1
   [ -x .venv/bin/uv ] || .venv/bin/python -m pip install --quiet "uv>=0.4" || return 1
   # --compile-bytecode: what pip does by default; without it the first command of a fresh
   # setup spends seconds compiling torch's modules instead.
   .venv/bin/uv pip install --quiet --python .venv/bin/python --compile-bytecode "${PACKAGES[@]}" -e ".[dev]"
 }
 
-if ! install_with_uv; then
-  [ "${VISTR_SETUP_PIP:-0}" = 1 ] || echo "uv unavailable or failed: installing with pip instead" >&2
+install_with_pip() {
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet "${PACKAGES[@]}"
   .venv/bin/python -m pip install --quiet -e ".[dev]"
+}
+
+if [ "${VISTR_SETUP_PIP:-0}" = 1 ]; then
+  install_with_pip
+elif ! install_with_uv; then
+  echo "uv unavailable or failed: installing with pip instead" >&2
+  install_with_pip
 fi
 echo "vistr installed in $(pwd)/.venv  (activate: source .venv/bin/activate)"
