@@ -61,6 +61,26 @@ def test_kept_folded_weights_follow_every_change(backbone):
     assert torch.equal(features(backbone, images.double())[-1], reference(backbone, images.double())[-1])
 
 
+@pytest.mark.parametrize("autocast", [False, True])
+def test_kept_folded_weights_are_never_copied_again(backbone, autocast):
+    """The kept weights are in the activations' channels-last layout, so a later forward copies no
+    weight (oneDNN copies an NCHW weight into that layout on every call)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    images = torch.randn(2, 3, 64, 96)
+    weight_shapes = {tuple(m.weight.shape) for m in backbone.modules() if isinstance(m, torch.nn.Conv2d)}
+    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=autocast):
+        features(backbone, images)  # fills the cache
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            features(backbone, images)
+    copied = [
+        e.input_shapes[0]
+        for e in prof.events()
+        if e.name == "aten::copy_" and tuple(e.input_shapes[0]) in weight_shapes
+    ]
+    assert len(weight_shapes) > 5 and copied == []
+
+
 def test_under_autocast_the_same_bf16_features_as_autocast_gives(backbone):
     images = torch.randn(2, 3, 64, 96)
     with torch.autocast("cpu", torch.bfloat16):

@@ -129,7 +129,10 @@ class FoldedWeights:
             if folded is None:
                 with torch.no_grad():
                     weight, bias = _fold(conv, bn)
-                    folded = self._weights[id(conv)] = (weight.to(dtype), bias.to(dtype))
+                    # channels-last like the activations: oneDNN would otherwise copy the weight
+                    # into that layout on every call (same values, measured: one copy per conv)
+                    weight = weight.to(dtype).contiguous(memory_format=torch.channels_last)
+                    folded = self._weights[id(conv)] = (weight, bias.to(dtype))
             return [_conv(x, conv, *folded, relu=relu) for x in xs]
 
         return conv_bn
