@@ -49,6 +49,7 @@ from vistr_core.inference.split import predict_split
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ground_truth_linking import predict_with_ground_truth_linking  # noqa: E402
+from identities import identity_summary  # noqa: E402
 from machine import cpu_info  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "long_video_ap.json"
@@ -99,6 +100,7 @@ def _ap(model, root: Path, infer: InferConfig, ground_truth_linking: bool = Fals
     return {
         **_scores(ground_truth, results),
         "tracks": len(results),
+        "identities": identity_summary(ground_truth, results),
         "shared_class": _scores(*restricted(ground_truth, results, shared)),
         "unique_classes": _scores(*restricted(ground_truth, results, others)),
     }
@@ -129,6 +131,20 @@ def _pooled(per_seed: dict[int, dict[str, dict]]) -> dict[str, object]:
         }
         ratio = {"ratio": _ratio(mean["long"], mean["clip"])}
         pooled.update({**mean, **ratio} if part is None else {part: {**mean, **ratio}})
+    pooled["identities"] = {
+        kind: _pooled_identities([r[kind]["identities"] for r in per_seed.values()])
+        for kind in ("clip", "long")
+    }
+    return pooled
+
+
+def _pooled_identities(parts: list[dict]) -> dict[str, float | int]:
+    """The seeds' identity summaries (:func:`identities.identity_summary`) as one, each figure
+    weighted by its seed's number of objects."""
+    objects = sum(p["objects"] for p in parts)
+    pooled: dict[str, float | int] = {"objects": objects}
+    for key in ("one_id", "ids_per_object", "id_changes_per_object", "frames_with_id"):
+        pooled[key] = round(sum(p[key] * p["objects"] for p in parts) / max(objects, 1), 4)
     return pooled
 
 

@@ -84,18 +84,22 @@ def test_pooling_skips_sets_without_videos_of_a_part() -> None:
     def part(ap: float | None, videos: int) -> dict:
         return {"AP": ap, "AP50": ap, "videos": videos}
 
-    def kind(ap: float, shared: float | None, unique: float) -> dict:
+    def kind(ap: float, shared: float | None, unique: float, objects: int = 4) -> dict:
+        one_id = {"objects": objects, "one_id": ap, "ids_per_object": 1.0}
         return {
             **part(ap, 3),
             "shared_class": part(shared, 0 if shared is None else 1),
             "unique_classes": part(unique, 2),
+            "identities": {**one_id, "id_changes_per_object": 0.0, "frames_with_id": 1.0},
         }
 
     per_seed = {
         1: {"clip": kind(0.6, 0.4, 0.8), "long": kind(0.3, 0.2, 0.4)},
-        2: {"clip": kind(0.4, None, 0.4), "long": kind(0.2, None, 0.2)},
+        2: {"clip": kind(0.4, None, 0.4), "long": kind(0.2, None, 0.2, objects=12)},
     }
     pooled = bench._pooled(per_seed)
+    assert pooled["identities"]["clip"]["one_id"] == 0.5 and pooled["identities"]["clip"]["objects"] == 8
+    assert pooled["identities"]["long"]["one_id"] == 0.225  # (0.3 * 4 + 0.2 * 12) / 16
     assert pooled["clip"] == {"AP": 0.5, "AP50": 0.5} and pooled["ratio"] == 0.5
     assert pooled["shared_class"]["clip"]["AP"] == 0.4  # seed 2 has no such video
     assert pooled["shared_class"]["ratio"] == 0.5
