@@ -47,8 +47,10 @@ def id_changes(ids: Sequence[int | None]) -> int:
 
 
 def identity_summary(ground_truth: dict, results: list[dict], score_thr: float = LOW_SCORE) -> dict:
-    """Objects that keep one id, ids and id changes per object, and the share of visible object
-    frames that show an id, over every annotated (non-crowd) object of ``ground_truth``.
+    """Over every annotated (non-crowd) object of ``ground_truth``: the share that keep one id, the
+    share whose one id is their own (no other object shows it: a track that switched objects gives
+    both one id, but not their own), ids and id changes per object, and the share of visible object
+    frames that show an id.
 
     Args:
         ground_truth: a YouTube-VIS ground-truth dict; results: its predictions (a results list).
@@ -60,11 +62,18 @@ def identity_summary(ground_truth: dict, results: list[dict], score_thr: float =
         if track.score >= score_thr:
             shown_by_video.setdefault(track.video_id, []).append(track)
     objects = [t for t in gt.tracks if not t.iscrowd]
-    kept = changes = ids_total = visible = followed = 0
+    ids_of: dict[int, list[int | None]] = {}
+    holders: dict[tuple[int, int], set[int]] = {}  # (video, shown track) -> objects it is the id of
     for obj in objects:
-        ids = ids_over_frames(obj, shown_by_video.get(obj.video_id, []))
+        ids_of[obj.id] = ids_over_frames(obj, shown_by_video.get(obj.video_id, []))
+        for i in set(ids_of[obj.id]) - {None}:
+            holders.setdefault((obj.video_id, i), set()).add(obj.id)
+    kept = own = changes = ids_total = visible = followed = 0
+    for obj in objects:
+        ids = ids_of[obj.id]
         distinct = {i for i in ids if i is not None}
         kept += len(distinct) == 1
+        own += len(distinct) == 1 and len(holders[obj.video_id, next(iter(distinct))]) == 1
         changes += id_changes(ids)
         ids_total += len(distinct)
         visible += sum(rle is not None for rle in obj.frames)
@@ -73,6 +82,7 @@ def identity_summary(ground_truth: dict, results: list[dict], score_thr: float =
     return {
         "objects": len(objects),
         "one_id": round(kept / n, 4),
+        "own_id": round(own / n, 4),
         "ids_per_object": round(ids_total / n, 3),
         "id_changes_per_object": round(changes / n, 3),
         "frames_with_id": round(followed / max(visible, 1), 4),

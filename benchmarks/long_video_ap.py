@@ -143,7 +143,7 @@ def _pooled_identities(parts: list[dict]) -> dict[str, float | int]:
     weighted by its seed's number of objects."""
     objects = sum(p["objects"] for p in parts)
     pooled: dict[str, float | int] = {"objects": objects}
-    for key in ("one_id", "ids_per_object", "id_changes_per_object", "frames_with_id"):
+    for key in ("one_id", "own_id", "ids_per_object", "id_changes_per_object", "frames_with_id"):
         pooled[key] = round(sum(p[key] * p["objects"] for p in parts) / max(objects, 1), 4)
     return pooled
 

@@ -53,7 +53,8 @@ MISSING = [None] * FRAMES
 def test_one_track_on_the_whole_object_is_one_id() -> None:
     summary = identities.identity_summary(_truth(OBJECT), [_track(OBJECT)])
     assert summary == {
-        "objects": 1, "one_id": 1.0, "ids_per_object": 1.0, "id_changes_per_object": 0.0, "frames_with_id": 1.0,
+        "objects": 1, "one_id": 1.0, "own_id": 1.0, "ids_per_object": 1.0, "id_changes_per_object": 0.0,
+        "frames_with_id": 1.0,
     }  # fmt: skip
 
 
@@ -90,3 +91,15 @@ def test_objects_not_followed_count_against_one_id() -> None:
 def _tracks_of(truth: dict, results: list[dict]):
     gt = identities.load_ground_truth(truth)
     return gt.tracks[0], identities.load_results(results, gt)
+
+
+def test_a_track_that_switches_objects_is_one_id_for_each_but_not_their_own() -> None:
+    """One track follows the first object until it leaves after frame 2, then the second, whose own
+    track covered it until then."""
+    first, second = [0, 1, 2, 3, 4, 5], [10] * FRAMES
+    switching = first[:3] + second[3:]
+    tracks = [_track(switching), _track(second[:3] + MISSING[3:])]
+    summary = identities.identity_summary(_truth(first[:3] + MISSING[3:], second), tracks)
+    assert summary["one_id"] == 0.5 and summary["own_id"] == 0.0  # the first: one id, shared
+    apart = identities.identity_summary(_truth(first, second), [_track(first), _track(second)])
+    assert apart["one_id"] == 1.0 and apart["own_id"] == 1.0

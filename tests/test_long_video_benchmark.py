@@ -85,7 +85,7 @@ def test_pooling_skips_sets_without_videos_of_a_part() -> None:
         return {"AP": ap, "AP50": ap, "videos": videos}
 
     def kind(ap: float, shared: float | None, unique: float, objects: int = 4) -> dict:
-        one_id = {"objects": objects, "one_id": ap, "ids_per_object": 1.0}
+        one_id = {"objects": objects, "one_id": ap, "own_id": ap, "ids_per_object": 1.0}
         return {
             **part(ap, 3),
             "shared_class": part(shared, 0 if shared is None else 1),
