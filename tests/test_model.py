@@ -221,6 +221,25 @@ def test_subgrid_dilated_conv3d_equals_the_dilated_kernel(shape):
         torch.testing.assert_close(fast(x), plain(x), atol=0, rtol=0)
 
 
+def test_subgrid_dilated_conv3d_weight_gradient_under_bf16_autocast():
+    """The head's training path under ``--amp`` at the quickstart's shapes (T=4: sub-grids of 2
+    frames, several instances): gradients within bf16 rounding of float64's. Guards the layout: in
+    channels-last-3d, torch 2.14's CPU bf16 weight gradient of such a conv is ~90 % wrong."""
+    from vistr_core.model.segmentation import SubgridDilatedConv3d
+
+    torch.manual_seed(0)
+    fast = SubgridDilatedConv3d(12, 6, 3, padding=2, dilation=2)
+    plain = torch.nn.Conv3d(12, 6, 3, padding=2, dilation=2).double()
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(4, 12, 4, 20, 27)
+    upstream = torch.randn(4, 6, 4, 20, 27)
+    with torch.autocast("cpu", torch.bfloat16):
+        fast(x.clone().requires_grad_()).float().backward(upstream)
+    plain(x.double()).backward(upstream.double())
+    for ours, ref in ((fast.weight.grad, plain.weight.grad), (fast.bias.grad, plain.bias.grad)):
+        assert float((ours.double() - ref).norm() / ref.norm()) < 2e-2
+
+
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
 def test_batchnorm_calibration_normalizes_every_layer(name):
     """After calibrating on frames of two sizes, every BN output (run through torchvision's own
