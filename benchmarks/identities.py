@@ -6,8 +6,9 @@ at IoU 0.5, and a second track on the rest of it only costs a false positive. Th
 in two colours. This measure follows each annotated object through its frames: in each frame where
 it is visible, the shown track (score >= the render threshold) whose mask overlaps it most, at mask
 IoU 0.5 or more, is the id it shows there (none if no shown track overlaps it that well). An object
-*keeps one id* when it shows an id in at least one frame and the same id in every frame it shows one;
-an *id change* is a frame whose id differs from the last id the object showed.
+*keeps one id* when it shows an id in at least one frame and the same id in every frame it shows one,
+and that id is *its own* when no other object of the video shows it; an *id change* is a frame whose
+id differs from the last id the object showed.
 """
 
 from __future__ import annotations
