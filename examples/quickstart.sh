@@ -2,7 +2,7 @@
 # The whole loop on data vistr makes itself (nothing is downloaded):
 #   synthesize a dataset -> train the `tiny` model on the CPU -> score it on the held-out split
 #   -> segment a held-out video and a longer one -> render overlays.
-# About 11-15 minutes on a 2-core CPU, depending on the allocation (setup: under 1 more). Usage: bash examples/quickstart.sh [OUT]   (default: quickstart-out)
+# About 10-16 minutes on a 2-core CPU, depending on the allocation (setup: under 1 more). Usage: bash examples/quickstart.sh [OUT]   (default: quickstart-out)
 # The videos hold 1-3 objects of 3 classes that cross, occlude each other, enter and leave
 # (`--difficulty multi`): a VisTR trained from scratch learns to find, tell apart, segment and
 # track them in these minutes. QUICKSTART_EPOCHS=N trains for N epochs instead of 28 (one epoch =
