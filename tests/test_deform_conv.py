@@ -26,18 +26,35 @@ def _inputs(
     return x, offset, weight
 
 
-def _value_and_grads(x, offset, weight, grads=None, padding=1, dilation=1):
-    """Our value and (d input, d offset, d weight) for output gradient ``grads`` (default ones)."""
+def _grads_of(op, x, offset, weight, grads=None):
+    """``op(x, offset, weight)`` and its (d input, d offset, d weight) for output gradient ``grads``
+    (default ones)."""
     leaves = [t.clone().requires_grad_() for t in (x, offset, weight)]
-    out = deform_conv2d_cpu(*leaves, padding=padding, dilation=dilation)
+    out = op(*leaves)
     return (out, *torch.autograd.grad(out, leaves, torch.ones_like(out) if grads is None else grads))
 
 
+def _value_and_grads(x, offset, weight, grads=None, padding=1, dilation=1):
+    """Our value and gradients (:func:`_grads_of`)."""
+    return _grads_of(
+        lambda a, o, w: deform_conv2d_cpu(a, o, w, padding=padding, dilation=dilation),
+        x,
+        offset,
+        weight,
+        grads,
+    )
+
+
 def _torchvision(x, offset, weight, grads, padding=1, dilation=1):
-    """torchvision's value and (d input, d offset, d weight) for output gradient ``grads``."""
-    leaves = [t.clone().requires_grad_() for t in (x, offset, weight)]
-    out = torchvision.ops.deform_conv2d(*leaves, padding=(padding, padding), dilation=(dilation, dilation))
-    return (out, *torch.autograd.grad(out, leaves, grads))
+    """torchvision's value and gradients (:func:`_grads_of`)."""
+    pad, dil = (padding, padding), (dilation, dilation)
+    return _grads_of(
+        lambda a, o, w: torchvision.ops.deform_conv2d(a, o, w, padding=pad, dilation=dil),
+        x,
+        offset,
+        weight,
+        grads,
+    )
 
 
 def _left_offset_grad(x, offset, weight, grads, padding=1, dilation=1, eta=1e-3):
