@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pycocotools import mask as mask_utils
+
+from vistr_core.ops.masks import encode_mask
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 import identities  # noqa: E402
@@ -20,8 +21,7 @@ def _rle(x: int | None) -> dict | None:
         return None
     mask = np.zeros((16, 16), np.uint8)
     mask[4:10, x : x + 6] = 1
-    rle = mask_utils.encode(np.asfortranarray(mask))
-    return {"size": rle["size"], "counts": rle["counts"].decode()}
+    return encode_mask(mask)
 
 
 def _truth(*objects: list[int | None]) -> dict:
