@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -15,6 +16,7 @@ from vistr_core.inference.relink import (
     colour_steps,
     cut_tracks,
     gaps,
+    giou_floor,
     lasting_steps,
     linked_id,
     relink,
@@ -114,6 +116,24 @@ def test_a_lost_track_is_joined_to_its_return():
     later = _track(range(8, 14), [RED] * 6)  # 2 windows later: within max_gap
     parts = relink({1: earlier, 2: later}, **SETTINGS).parts
     assert linked_id(parts[1], 0) == linked_id(parts[2], later[0].owns_from)
+
+
+def test_the_giou_floor_loosens_with_the_gap_to_any_boxes_at_max_gap():
+    floors = [giou_floor(-0.5, gap, 96) for gap in range(0, 120, 4)]
+    assert floors[0] == -0.5 and giou_floor(-0.5, 96, 96) == -1.0 and giou_floor(-0.5, 48, 96) == -0.75
+    assert all(a >= b for a, b in itertools.pairwise(floors)) and min(floors) == -1.0
+    assert giou_floor(-0.5, -1, 96) == -0.5  # overlapping hand-overs count as no gap
+
+
+def test_a_return_far_away_joins_after_a_long_miss_only():
+    """GIoU -0.5 between the boxes: too far at the next frame (floor -0.2), near enough after a miss
+    of 17 frames (floor -0.77): the object moved while it was missed."""
+    earlier = _track(range(6), [RED] * 6)
+    far = (40.0, 10.0, 50.0, 20.0)
+    for start, joined in ((6, False), (12, True)):
+        later = _track(range(start, start + 6), [RED] * 6, box=far)
+        parts = relink({1: earlier, 2: later}, **SETTINGS).parts
+        assert (linked_id(parts[1], 0) == linked_id(parts[2], later[0].owns_from)) == joined, start
 
 
 def test_a_hand_over_between_two_slots_joins_within_the_overlap():

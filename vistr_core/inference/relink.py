@@ -211,7 +211,7 @@ def join_costs(
     masks in more than ``overlap`` windows (two slots on one object hand it over in a window or two,
     both present meanwhile) or more than ``max_gap`` frames after i's last mask, or has another
     class, another colour (``join_colour`` levels or more apart) or lies too far (GIoU below
-    ``min_giou``). Pieces of one track cut between two consecutive windows cost ``-1`` less joined
+    :func:`giou_floor`: ``min_giou`` at the next frame, looser the longer the gap). Pieces of one track cut between two consecutive windows cost ``-1`` less joined
     back as they were (kept unless colour says otherwise); across a gap the window rule had only
     boxes to go by, and so has this cost."""
     colours = [torch.stack([e.colour for e in p.entries]).float() for p in pieces]
@@ -239,12 +239,21 @@ def join_costs(
     gious = (1.0 - generalized_box_iou_loss(lasts, firsts, reduction="none")).tolist()
     candidates = {}
     for (i, j, gap, distance, same), giou in zip(kept, gious, strict=True):
-        if giou < min_giou:
+        if giou < giou_floor(min_giou, gap, max_gap):
             continue
         colour = 0.0 if distance != distance else distance / scale
         cost = colour - giou - float(same) + max(gap, 0) / max(max_gap, 1)
         candidates[i, j] = Candidate(cost, giou, distance)
     return candidates
+
+
+def giou_floor(min_giou: float, gap: int, max_gap: int) -> float:
+    """Smallest generalized IoU of a join's seam boxes ``gap`` frames apart: ``min_giou`` for
+    consecutive frames, falling linearly to -1 (any boxes) at ``max_gap``. An object keeps moving
+    while it is missed, so after a long miss it is rarely near where it was lost; colour and class
+    then decide. On the quickstart's two models, long-video AP 0.427 -> 0.438 and 0.482 -> 0.479,
+    objects keeping their own id 65 -> 66 % and 57 -> 61 % (README "Long videos")."""
+    return min_giou - (1.0 + min_giou) * min(max(gap, 0) / max(max_gap, 1), 1.0)
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,8 @@ both pieces whole, it can wait longer for an object than the window rule, which 
 
 RELINK_GIOU = -0.5
 """Smallest generalized box IoU between a piece's last mask and the next one's first that
-re-linking joins: looser than resuming (``resume_iou``), because the gaps it bridges are longer."""
+re-linking joins at the next frame: looser than resuming (``resume_iou``), because the gaps it
+bridges are longer; looser still across longer gaps (:func:`vistr_core.inference.relink.giou_floor`)."""
 
 RELINK_OVERLAP = 2
 """Windows by which a piece may start before the one it continues ends: where two slots hand an
