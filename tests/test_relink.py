@@ -148,6 +148,8 @@ def test_a_hand_over_between_two_slots_joins_within_the_overlap():
         rest = linked_id(parts[1], earlier[6].owns_from)
         assert rest not in {linked_id(parts[1], 0), linked_id(parts[2], later[0].owns_from)}
         assert linked_id(parts[1], earlier[5].owns_from) == linked_id(parts[1], 0)
+        assert relink({1: earlier, 2: later}, **{**SETTINGS, "overlap": allowed}).rests == {rest}
+    assert relink({1: earlier, 2: later}, **SETTINGS).rests == frozenset()
     one = relink({1: earlier, 2: later}, **{**SETTINGS, "overlap": 1}).parts  # 2 windows: too many
     assert linked_id(one[1], 0) != linked_id(one[2], later[0].owns_from)
 
@@ -280,11 +282,13 @@ from vistr_core.inference.segment import OutputOptions, segment_videos  # noqa: 
 
 
 def _segment(tmp_path, video, name: str, **settings):
+    return _segment_with(tmp_path, video, LookAlikesModel(), name, **settings)
+
+
+def _segment_with(tmp_path, video, model, name: str = "relinked", **settings):
     out = tmp_path / name
     infer = InferConfig(**{"overlap": 2, "colour_weight": 0.0, **settings})  # the rule alone swaps them
-    segment_videos(
-        [video], out, model=LookAlikesModel(), infer=infer, device="cpu", outputs=OutputOptions(png=True)
-    )
+    segment_videos([video], out, model=model, infer=infer, device="cpu", outputs=OutputOptions(png=True))
     folder = out / video.stem
     return (
         json.loads((folder / "results.json").read_text()),
@@ -344,3 +348,31 @@ def test_matching_per_connected_group_equals_one_global_matching():
         assert sum(costs[i, j] for i, j in grouped.items()) == pytest.approx(
             sum(costs[r, c] for r, c in kept)
         )
+
+
+class HandOverModel(LookAlikesModel):
+    """One bright square, held by slot 0 in windows 0-3 and by slot 2 from window 2 on: in windows 2
+    and 3 both slots hold it (a VisTR's slots hand an object over like this)."""
+
+    def forward(self, frames, pad_mask=None):
+        out = super().forward(frames, pad_mask)  # window < swap: slot 0 the bright square
+        window = self.calls - 1
+        logits, masks = out["pred_logits"].clone(), out["pred_masks"].clone()
+        masks[0, 2], logits[0, 2] = masks[0, 0], logits[0, 0]
+        for slot, held in ((0, window <= 3), (2, window >= 2)):
+            if not held:
+                masks[0, slot], logits[0, slot] = -10.0, logits[0, 3]
+        masks[0, 1], logits[0, 1] = -10.0, logits[0, 3]  # no dark square here
+        return {**out, "pred_logits": logits, "pred_masks": masks}
+
+
+def test_a_hand_over_shows_one_track_without_the_earlier_slots_copy(tmp_path):
+    """The window rule keeps slot 0's track until it lets go and starts one for slot 2; re-linking
+    joins them and leaves out slot 0's copy in the windows both hold the square."""
+    video = _look_alikes_video(tmp_path / "one.mp4", count=48, right=(0, 0, 0, 0))
+    rule = _segment_with(tmp_path, video, HandOverModel(swap=99), "rule", relink_colour=None)[0]
+    assert len(rule) == 2
+    relinked, meta, _ = _segment_with(tmp_path, video, HandOverModel(swap=99), relink_colour=30.0)
+    assert len(relinked) == 1 and all(relinked[0]["segmentations"])  # every frame, one id
+    assert [t["num_frames"] for t in meta["tracks"]] == [48]
+    assert {link["track_id"] for link in meta["links"]} == {1}

@@ -271,10 +271,13 @@ class Join:
 class Relinking:
     """``parts``: for each provisional track, ``[(from_position, linked_id), ...]`` sorted by position
     (from that stream position on, the track's frames belong to ``linked_id``; ids 1..L numbered by
-    first appearance). ``joins``: where pieces were joined."""
+    first appearance). ``joins``: where pieces were joined. ``rests``: the linked ids of hand-over
+    rests (an earlier piece's windows from the one on where a later piece took its object over):
+    a second copy of an object that another linked id holds there, to be dropped."""
 
     parts: dict[int, list[tuple[int, int]]]
     joins: list[Join]
+    rests: frozenset[int] = frozenset()
 
 
 def relink(
@@ -292,7 +295,7 @@ def relink(
     """Linked ids of a video's tracks: cut at colour steps (:func:`cut_tracks`), then each piece's end
     joined to at most one later piece's start by Hungarian matching on :func:`join_costs`. Where the
     later piece starts before the earlier one ends (``overlap``), the earlier one's rest from there
-    on becomes a track of its own. A cut whose two sides neither continue nor are continued by
+    on gets an id of its own, listed in ``rests``: both slots hold the one object there. A cut whose two sides neither continue nor are continued by
     another piece is undone: a track's colour also changes where its object moves into shadow, and
     a cut is only worth making where another piece takes up each side.
 
@@ -340,15 +343,15 @@ def relink(
                 )
             i = j
     parts: dict[int, list[tuple[int, int]]] = {}
-    rests = len(heads)
+    rests: list[int] = []
     for i, piece in enumerate(pieces):
         parts.setdefault(piece.track_id, []).append((piece.entries[0].owns_from, chains[i]))
         if i in following:  # the rest of an earlier piece that a later one took over
             rest = [e for e in piece.entries if e.window >= pieces[following[i]].entries[0].window]
             if rest:
-                rests += 1
-                parts[piece.track_id].append((rest[0].owns_from, rests))
-    return Relinking({track_id: sorted(p) for track_id, p in parts.items()}, joins)
+                rests.append(len(heads) + len(rests) + 1)
+                parts[piece.track_id].append((rest[0].owns_from, rests[-1]))
+    return Relinking({track_id: sorted(p) for track_id, p in parts.items()}, joins, frozenset(rests))
 
 
 def _assignment(costs: dict[tuple[int, int], float]) -> dict[int, int]:
