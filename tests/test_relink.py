@@ -138,7 +138,7 @@ def test_a_return_far_away_joins_after_a_long_miss_only():
 
 def test_a_hand_over_between_two_slots_joins_within_the_overlap():
     """Track 2 takes the object over two windows before track 1 lets go: joined when ``overlap``
-    allows two windows, and track 1's last two windows become a track of their own."""
+    allows two windows, and track 1's last two windows get an id of their own, listed as a rest."""
     earlier, later = _track(range(8), [RED] * 8), _track(range(6, 14), [RED] * 8)
     apart = relink({1: earlier, 2: later}, **SETTINGS).parts
     assert linked_id(apart[1], 0) != linked_id(apart[2], later[0].owns_from)

@@ -211,9 +211,10 @@ def join_costs(
     masks in more than ``overlap`` windows (two slots on one object hand it over in a window or two,
     both present meanwhile) or more than ``max_gap`` frames after i's last mask, or has another
     class, another colour (``join_colour`` levels or more apart) or lies too far (GIoU below
-    :func:`giou_floor`: ``min_giou`` at the next frame, looser the longer the gap). Pieces of one track cut between two consecutive windows cost ``-1`` less joined
-    back as they were (kept unless colour says otherwise); across a gap the window rule had only
-    boxes to go by, and so has this cost."""
+    :func:`giou_floor`: ``min_giou`` at the next frame, looser the longer the gap). Pieces of one
+    track cut between two consecutive windows cost ``-1`` less joined back as they were (kept
+    unless colour says otherwise); across a gap the window rule had only boxes to go by, and so has
+    this cost."""
     colours = [torch.stack([e.colour for e in p.entries]).float() for p in pieces]
     starts = [c[:span].nanmedian(0).values for c in colours]
     ends: dict[tuple[int, int], Tensor] = {}  # (piece, entries before the join) -> median colour
@@ -295,9 +296,10 @@ def relink(
     """Linked ids of a video's tracks: cut at colour steps (:func:`cut_tracks`), then each piece's end
     joined to at most one later piece's start by Hungarian matching on :func:`join_costs`. Where the
     later piece starts before the earlier one ends (``overlap``), the earlier one's rest from there
-    on gets an id of its own, listed in ``rests``: both slots hold the one object there. A cut whose two sides neither continue nor are continued by
-    another piece is undone: a track's colour also changes where its object moves into shadow, and
-    a cut is only worth making where another piece takes up each side.
+    on gets an id of its own, listed in ``rests``: both slots hold the one object there. A cut
+    whose two sides neither continue nor are continued by another piece is undone: a track's colour
+    also changes where its object moves into shadow, and a cut is only worth making where another
+    piece takes up each side.
 
     Args:
         history: each provisional track's window entries, in stream order.
