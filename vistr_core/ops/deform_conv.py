@@ -119,12 +119,21 @@ def _sampled_chunk(
     n, c, h, w = x.shape
     k = kernel[0] * kernel[1]
     ho, wo = offset.shape[-2:]
-    table = (x.permute(0, 2, 3, 1).reshape(n * h * w, c) @ proj).view(n, h, w, k, cout)
-    # Positions need float32 at least (bf16 would move a sample at x = 60 by up to 0.25 pixel).
-    out_dtype, dtype = table.dtype, torch.promote_types(table.dtype, torch.float32)
-    # One pass: the cast writes the tap-major layout directly (cast, then reshape, would copy twice).
-    tap_major = table.new_empty((n, k, cout, h, w), dtype=dtype).copy_(table.permute(0, 3, 4, 1, 2))
-    table = tap_major.view(n * k, cout, h, w)
+    # What the projection would return (the autocast dtype under autocast): the output's dtype.
+    out_dtype = (
+        torch.get_autocast_dtype("cpu")
+        if torch.is_autocast_enabled("cpu")
+        else torch.promote_types(x.dtype, proj.dtype)
+    )
+    # Positions need float32 at least (bf16 would move a sample at x = 60 by up to 0.25 pixel), and
+    # grid_sample samples in the grid's dtype, so the table is built in it: the GEMM writes the
+    # tap-major layout grid_sample reads ([n, K*Cout, H*W], rows (tap, channel)) directly.
+    # (Built pixel-major and then transposed, that copy and its gradient's cost more than sampling.)
+    dtype = torch.promote_types(out_dtype, torch.float32)
+    with torch.autocast("cpu", enabled=False):
+        pixels = x.to(dtype).reshape(n, c, h * w)  # a view for channels-last or contiguous x
+        # bmm, not matmul: matmul would fold the batch into one pixel-major GEMM and transpose after.
+        table = torch.bmm(proj.to(dtype).t().expand(n, -1, -1), pixels).view(n * k, cout, h, w)
     y, xx = _sampling_positions(offset, kernel, padding, dilation)  # [n, Ho, Wo, K] each
     # As torchvision: nothing is sampled (value and gradient 0) unless -1 < y < H and -1 < x < W,
     # so positions beyond [-1, H] change nothing when limited to it; a non-finite offset (a
