@@ -198,10 +198,14 @@ def test_tiny_dc5_model_runs_at_stride_16():
     assert out["pred_logits"].shape == (1, 2, 2, 4)
 
 
-@pytest.mark.parametrize("shape", [(2, 6, 4, 8, 10), (1, 5, 3, 7, 9), (3, 4, 1, 2, 5)])
+@pytest.mark.parametrize(
+    "shape",
+    [(2, 6, 4, 8, 10), (1, 5, 3, 7, 9), (3, 4, 1, 2, 5), (1, 3, 6, 6, 8), (2, 3, 7, 5, 6), (1, 2, 12, 4, 5)],
+)
 def test_subgrid_dilated_conv3d_equals_the_dilated_kernel(shape):
     """The training path of the 3-D head's dilated convs: same values and gradients as PyTorch's
-    dilated Conv3d, for even and odd T, H, W."""
+    dilated Conv3d, for even and odd T, H, W; sub-grids of 1-3 frames (folded into a 2-D conv,
+    a zero block at 3) and of 4 and 6 (the 3-D kernel)."""
     from vistr_core.model.segmentation import SubgridDilatedConv3d
 
     fast = SubgridDilatedConv3d(shape[1], 3, 3, padding=2, dilation=2)
