@@ -224,6 +224,44 @@ def test_optimizer_gives_the_backbone_its_own_learning_rate():
     assert len(rest["params"]) + len(backbone["params"]) == trainable
 
 
+def test_fused_optimizer_steps_as_plain_adamw_and_resumes_its_checkpoints():
+    """build_optimizer fuses AdamW on the CPU; its steps equal the unfused AdamW's (to float32
+    rounding), and a checkpoint of an unfused run (before fusing) loads and goes on the same way."""
+    import copy
+
+    from vistr_core.config import TrainConfig
+    from vistr_core.engine.optim import build_optimizer
+
+    config = TrainConfig(lr=1e-2, lr_backbone=0.0, weight_decay=1e-2)
+    torch.manual_seed(0)
+    models = [torch.nn.Linear(8, 4) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    fused = build_optimizer(models[0], config)
+    plain = torch.optim.AdamW(models[1].parameters(), lr=1e-2, weight_decay=1e-2)
+    assert fused.param_groups[0]["fused"] and not plain.param_groups[0]["fused"]
+
+    def step(model, optimizer, x):
+        optimizer.zero_grad()
+        model(x).square().sum().backward()
+        optimizer.step()
+
+    for _ in range(3):
+        x = torch.randn(5, 8)
+        step(models[0], fused, x)
+        step(models[1], plain, x)
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    resumed_model = torch.nn.Linear(8, 4)
+    resumed_model.load_state_dict(models[1].state_dict())
+    resumed = build_optimizer(resumed_model, config)
+    resumed.load_state_dict(copy.deepcopy(plain.state_dict()))  # as read from a checkpoint file
+    x = torch.randn(5, 8)
+    step(resumed_model, resumed, x)
+    step(models[1], plain, x)
+    for a, b in zip(resumed_model.parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_mixed_precision_trains_and_resumes(dataset, tmp_path):
