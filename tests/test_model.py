@@ -204,8 +204,8 @@ def test_tiny_dc5_model_runs_at_stride_16():
 )
 def test_subgrid_dilated_conv3d_equals_the_dilated_kernel(shape):
     """The training path of the 3-D head's dilated convs: same values and gradients as PyTorch's
-    dilated Conv3d, for even and odd T, H, W; sub-grids of 1-3 frames (folded into a 2-D conv,
-    a zero block at 3) and of 4 and 6 (the 3-D kernel)."""
+    dilated Conv3d, for even and odd T, H, W; sub-grids of 1-2 frames (folded into a 2-D conv)
+    and of 3, 4 and 6 (the 3-D kernel)."""
     from vistr_core.model.segmentation import SubgridDilatedConv3d
 
     fast = SubgridDilatedConv3d(shape[1], 3, 3, padding=2, dilation=2)
@@ -223,6 +223,16 @@ def test_subgrid_dilated_conv3d_equals_the_dilated_kernel(shape):
         torch.testing.assert_close(ours, ref, atol=1e-4, rtol=1e-5)
     with torch.no_grad():  # inference takes the plain kernel
         torch.testing.assert_close(fast(x), plain(x), atol=0, rtol=0)
+
+
+def test_subgrid_dilated_conv3d_folds_longer_sub_grids_exactly(monkeypatch):
+    """The 2-D fold with zero blocks (sub-grids of 3-4 frames, off by default for speed) still
+    equals the dilated kernel, values and gradients."""
+    import vistr_core.model.segmentation as segmentation
+
+    monkeypatch.setattr(segmentation, "MAX_FOLDED_FRAMES", 4)
+    test_subgrid_dilated_conv3d_equals_the_dilated_kernel((2, 3, 7, 5, 6))
+    test_subgrid_dilated_conv3d_equals_the_dilated_kernel((1, 4, 6, 6, 8))
 
 
 def test_subgrid_dilated_conv3d_weight_gradient_under_bf16_autocast():

@@ -172,9 +172,9 @@ def nchw_view(y: Tensor) -> Tensor:
     return y.permute(0, 3, 1, 2)
 
 
-# Sub-grid frames up to which SubgridDilatedConv3d runs as a 2-D conv (beyond, the block weight's
-# zeros, (t - 3) / t of it and more, would cost more than the 3-D kernel saves).
-MAX_FOLDED_FRAMES = 3
+# Sub-grid frames up to which SubgridDilatedConv3d runs as a 2-D conv. At 3 the block weight has
+# zeros and the 2-D form was no faster (benchmarks/head_conv3d.py: 1.02x fp32, 0.93x bf16).
+MAX_FOLDED_FRAMES = 2
 
 
 class SubgridDilatedConv3d(nn.Conv3d):
