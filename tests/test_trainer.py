@@ -262,6 +262,25 @@ def test_fused_optimizer_steps_as_plain_adamw_and_resumes_its_checkpoints():
         torch.testing.assert_close(a, b, atol=0, rtol=0)
 
 
+def test_optimizer_falls_back_to_unfused_where_torch_has_no_fused_kernel(monkeypatch):
+    """torch < 2.4 refuses fused=True for CPU parameters (RuntimeError): training goes on unfused."""
+    from vistr_core.config import TrainConfig
+    from vistr_core.engine import optim
+
+    real = torch.optim.AdamW
+
+    def old_torch_adamw(params, **kwargs):
+        if kwargs.get("fused"):
+            raise RuntimeError(
+                "`fused=True` requires all the params to be floating point Tensors of supported devices"
+            )
+        return real(params, **kwargs)
+
+    monkeypatch.setattr(optim.torch.optim, "AdamW", old_torch_adamw)
+    optimizer = optim.build_optimizer(torch.nn.Linear(3, 2), TrainConfig(lr=1e-3, lr_backbone=0.0))
+    assert not optimizer.param_groups[0]["fused"] and optimizer.param_groups[0]["lr"] == 1e-3
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_mixed_precision_trains_and_resumes(dataset, tmp_path):

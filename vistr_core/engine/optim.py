@@ -34,10 +34,13 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     step on the CPU 2-5 % faster (the optimizer itself 7.0 -> 2.4 ms).
     """
     groups = parameter_groups(model, config)
-    fused = all(
-        p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"]
-    )
-    return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay, fused=fused or None)
+    settings = {"lr": config.lr, "weight_decay": config.weight_decay}
+    if all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"]):
+        try:
+            return torch.optim.AdamW(groups, **settings, fused=True)
+        except RuntimeError:  # torch < 2.4 has no fused kernel for the CPU
+            pass
+    return torch.optim.AdamW(groups, **settings)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.StepLR:

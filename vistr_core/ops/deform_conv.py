@@ -120,11 +120,11 @@ def _sampled_chunk(
     k = kernel[0] * kernel[1]
     ho, wo = offset.shape[-2:]
     # What the projection would return (the autocast dtype under autocast): the output's dtype.
-    out_dtype = (
-        torch.get_autocast_dtype("cpu")
-        if torch.is_autocast_enabled("cpu")
-        else torch.promote_types(x.dtype, proj.dtype)
-    )
+    # (Imported here: vistr_core.model imports this module.)
+    from ..model.autocast_state import current_autocast
+
+    autocast_on, autocast_dtype = current_autocast("cpu")
+    out_dtype = autocast_dtype if autocast_on else torch.promote_types(x.dtype, proj.dtype)
     # Positions need float32 at least (bf16 would move a sample at x = 60 by up to 0.25 pixel), and
     # grid_sample samples in the grid's dtype, so the table is built in it: the GEMM writes the
     # tap-major layout grid_sample reads ([n, K*Cout, H*W], rows (tap, channel)) directly.
