@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from .autocast_state import current_autocast
+from ..ops.autocast_state import current_autocast
 from .position_encoding import PositionEmbeddingSine3D
 
 # Stage name -> output key; the mask head uses all four (layer1 /4 ... layer4 /32).

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .autocast_state import current_autocast
+from ..ops.autocast_state import current_autocast
 
 # (hs_last [B, m, T, d] of the chosen slots, clip rows [B] into the stored features) -> masks
 # [B, m, T, h4, w4]; the stored features are those of the clips whose slots were chosen.

@@ -31,6 +31,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
+from .autocast_state import current_autocast
+
 # Bag entries (4 corners x K taps per output pixel) per chunk: bounds the temporaries (~1.5 GB)
 # while keeping ops large; with small chunks per-op overhead and thread
 # synchronization dominate (2^19 entries measured 4x slower than 2^23 on 2 threads).
@@ -120,9 +122,6 @@ def _sampled_chunk(
     k = kernel[0] * kernel[1]
     ho, wo = offset.shape[-2:]
     # What the projection would return (the autocast dtype under autocast): the output's dtype.
-    # (Imported here: vistr_core.model imports this module.)
-    from ..model.autocast_state import current_autocast
-
     autocast_on, autocast_dtype = current_autocast("cpu")
     out_dtype = autocast_dtype if autocast_on else torch.promote_types(x.dtype, proj.dtype)
     # Positions need float32 at least (bf16 would move a sample at x = 60 by up to 0.25 pixel), and
