@@ -212,7 +212,8 @@ class SubgridDilatedConv3d(nn.Conv3d):
         Output frame j reads input frame i through the weight's temporal tap i - j + 1, so the 2-D
         weight is the t x t block matrix of those taps, zero where |i - j| > 1 (none at t = 2, the
         tiny preset's 4 frames). Why: oneDNN's 3-D convolutions are slow for these few channels,
-        the weight gradient above all; the 2-D form trains 1.7-3.1x faster (fwd + bwd; benchmarks/head_conv3d.py).
+        the weight gradient above all; the 2-D form trains 1.7-3.1x faster (forward + backward,
+        benchmarks/head_conv3d.py).
         """
         cout, c = self.weight.shape[:2]
         zero = self.weight.new_zeros(cout, c, 3, 3)
